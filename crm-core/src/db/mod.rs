@@ -1,0 +1,131 @@
+//! Storage: the only place that knows SQL.
+//!
+//! One writer connection behind a mutex (SQLite allows one writer at a time
+//! anyway) and, for file databases, a small pool of read-only connections so
+//! that reads run beside a write under WAL.
+
+pub(crate) mod changes;
+pub(crate) mod consent;
+pub(crate) mod customers;
+pub(crate) mod interactions;
+pub(crate) mod schema;
+pub(crate) mod search;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+const MAX_IDLE_READERS: usize = 4;
+
+pub(crate) struct Database {
+    writer: Mutex<Option<Connection>>,
+    readers: Mutex<Vec<Connection>>,
+    /// `None` for an in-memory database, which has a single connection.
+    path: Option<PathBuf>,
+    busy_timeout_ms: u32,
+}
+
+/// Locks a mutex, ignoring poisoning: a panic inside a transaction closure
+/// dropped the transaction, which rolled it back, so the connection is sound.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Database {
+    pub fn open(path: Option<&Path>, busy_timeout_ms: u32) -> Result<Self> {
+        let mut conn = match path {
+            Some(p) => Connection::open_with_flags(
+                p,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
+            None => Connection::open_in_memory()?,
+        };
+        schema::configure(&conn, busy_timeout_ms, true)?;
+        // Refuse newer or foreign files before switching the journal mode,
+        // which would write to them.
+        schema::migrate(&mut conn)?;
+        if path.is_some() {
+            schema::enable_wal(&conn)?;
+        }
+        Ok(Database {
+            writer: Mutex::new(Some(conn)),
+            readers: Mutex::new(Vec::new()),
+            path: path.map(Path::to_path_buf),
+            busy_timeout_ms,
+        })
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction that commits only if `f`
+    /// returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut guard = lock(&self.writer);
+        let conn = guard.as_mut().ok_or(Error::Closed)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` on a read connection (a pooled read-only one for files, the
+    /// single connection for memory).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let Some(path) = &self.path else {
+            let guard = lock(&self.writer);
+            let conn = guard.as_ref().ok_or(Error::Closed)?;
+            return f(conn);
+        };
+        if lock(&self.writer).is_none() {
+            return Err(Error::Closed);
+        }
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                schema::configure(&c, self.busy_timeout_ms, false)?;
+                c
+            }
+        };
+        // A read sees one consistent snapshot even across several statements.
+        conn.execute_batch("BEGIN DEFERRED")?;
+        let result = f(&conn);
+        let _ = conn.execute_batch("COMMIT");
+        let mut readers = lock(&self.readers);
+        if readers.len() < MAX_IDLE_READERS && lock(&self.writer).is_some() {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// Closes every connection; later calls fail with [`Error::Closed`].
+    pub fn close(&self) -> Result<()> {
+        lock(&self.readers).clear();
+        if let Some(conn) = lock(&self.writer).take() {
+            conn.close().map_err(|(_, e)| Error::from(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Microseconds since the Unix epoch: the stored form of a time.
+pub(crate) fn to_micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_micros(us)
+        .single()
+        .ok_or_else(|| Error::Storage("time out of range in the database".into()))
+}
+
+/// A JSON column decoded, or a storage error naming the column.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|_| Error::Storage(format!("malformed JSON in column {column}")))
+}

@@ -1,0 +1,100 @@
+//! The change log: one entry per mutation, the basis of audit, field history
+//! and the change feed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What kind of entity changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A customer.
+    Customer,
+    /// An interaction.
+    Interaction,
+    /// A consent record.
+    Consent,
+}
+
+impl EntityKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Customer => "customer",
+            EntityKind::Interaction => "interaction",
+            EntityKind::Consent => "consent",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(EntityKind::Customer),
+            "interaction" => Some(EntityKind::Interaction),
+            "consent" => Some(EntityKind::Consent),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to the entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    /// It was created.
+    Created,
+    /// Some fields changed.
+    Updated,
+    /// It was deleted.
+    Deleted,
+}
+
+impl ChangeOp {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Created => "created",
+            ChangeOp::Updated => "updated",
+            ChangeOp::Deleted => "deleted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "created" => Some(ChangeOp::Created),
+            "updated" => Some(ChangeOp::Updated),
+            "deleted" => Some(ChangeOp::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the change log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Position in the log; strictly increasing, so a reader can resume after
+    /// the last sequence number it saw.
+    pub seq: i64,
+    /// When the change was made.
+    pub at: DateTime<Utc>,
+    /// The kind of entity.
+    pub entity: EntityKind,
+    /// The entity's id (hyphenated UUID).
+    pub entity_id: String,
+    /// What happened.
+    pub op: ChangeOp,
+    /// For updates, the names of the fields that changed.
+    pub fields: Vec<String>,
+    /// Who made the change (see [`crate::Crm::with_actor`]).
+    pub actor: Option<String>,
+    /// Through what (an app, an import, a sync).
+    pub source: Option<String>,
+}
+
+/// Who is making changes, recorded with each change-log entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeContext {
+    /// The user or service.
+    pub actor: Option<String>,
+    /// The application or channel.
+    pub source: Option<String>,
+}
