@@ -11,12 +11,15 @@ use std::time::Instant;
 use crm_core::export::ExportFormat;
 use crm_core::synth::{SynthConfig, populate};
 use crm_core::{
-    ConsentStatus, Crm, CustomerPatch, InteractionKind, NewConsent, NewInteraction, OpenOptions, TimelineQuery,
+    ConsentStatus, Crm, CustomerPatch, InteractionKind, NewConsent, NewInteraction, OpenOptions,
+    TimelineQuery,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let customers: u64 = match std::env::args().nth(1) {
-        Some(n) => n.parse().map_err(|_| "the argument is the number of customers, e.g. 100000")?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| "the argument is the number of customers, e.g. 100000")?,
         None => 10_000,
     };
     let dir = std::env::temp_dir().join("crm-quickstart");
@@ -52,7 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Search: names, emails, phones, organizations and interaction subjects.
     println!("\nSearch for \"novak\":");
     for hit in crm.search("novak", 3)? {
-        println!("  {:<28} {:<40} score {:.2}", hit.customer.name, hit.customer.emails.join(", "), hit.score);
+        println!(
+            "  {:<28} {:<40} score {:.2}",
+            hit.customer.name,
+            hit.customer.emails.join(", "),
+            hit.score
+        );
     }
 
     // One customer's story.
@@ -72,7 +80,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         channel: Some("phone".into()),
         ..NewInteraction::new(ana.id, InteractionKind::Call)
     })?;
-    let page = crm.timeline(ana.id, &TimelineQuery { limit: 5, ..TimelineQuery::default() })?;
+    let page = crm.timeline(
+        ana.id,
+        &TimelineQuery {
+            limit: 5,
+            ..TimelineQuery::default()
+        },
+    )?;
     println!("Latest interactions:");
     for i in &page.items {
         let amount = match (i.amount_minor, &i.currency) {
@@ -88,7 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Consent: nothing targeted without it.
-    println!("\nConsent to email marketing before: {}", crm.has_consent(ana.id, "email_marketing", Some("email"))?);
+    println!(
+        "\nConsent to email marketing before: {}",
+        crm.has_consent(ana.id, "email_marketing", Some("email"))?
+    );
     crm.record_consent(
         ana.id,
         &NewConsent {
@@ -98,7 +115,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..NewConsent::new("email_marketing", ConsentStatus::Granted)
         },
     )?;
-    println!("Consent to email marketing after:  {}", crm.has_consent(ana.id, "email_marketing", Some("email"))?);
+    println!(
+        "Consent to email marketing after:  {}",
+        crm.has_consent(ana.id, "email_marketing", Some("email"))?
+    );
 
     // A change, and the change log that records it.
     let crm_as_maja = crm.with_actor("maja", Some("quickstart"));
@@ -109,7 +129,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..CustomerPatch::default()
         },
     )?;
-    let last = crm.customer_history(ana.id)?.pop().ok_or("an update is always logged")?;
+    let last = crm
+        .customer_history(ana.id)?
+        .pop()
+        .ok_or("an update is always logged")?;
     println!(
         "Change log: {} {} {:?} by {}",
         last.entity.as_str(),
@@ -133,7 +156,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Export, streamed.
     let out = dir.join("customers.csv");
     let started = Instant::now();
-    let rows = crm.export_customers(std::io::BufWriter::new(std::fs::File::create(&out)?), ExportFormat::Csv)?;
-    println!("\nExported {rows} customers to {} in {:.2} s", out.display(), started.elapsed().as_secs_f64());
+    let rows = crm.export_customers(
+        std::io::BufWriter::new(std::fs::File::create(&out)?),
+        ExportFormat::Csv,
+    )?;
+    println!(
+        "\nExported {rows} customers to {} in {:.2} s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{self, Database, customers::Position};
@@ -65,7 +65,9 @@ pub struct Crm {
 
 impl std::fmt::Debug for Crm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Crm").field("context", &self.context).finish_non_exhaustive()
+        f.debug_struct("Crm")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,8 +182,9 @@ impl Crm {
         let default_region = match options.default_region {
             Some(r) => {
                 // Validate the region once, here, rather than on every phone.
-                crate::model::normalize::phone("+12025550143", Some(&r))
-                    .map_err(|_| Error::validation("default_region", "not a known ISO 3166 country code"))?;
+                crate::model::normalize::phone("+12025550143", Some(&r)).map_err(|_| {
+                    Error::validation("default_region", "not a known ISO 3166 country code")
+                })?;
                 Some(r.to_ascii_uppercase())
             }
             None => None,
@@ -223,8 +226,10 @@ impl Crm {
         self.db.close()
     }
 
+    /// The current time at the stored precision (microseconds), so that a
+    /// value returned by a write equals the value read back.
     pub(crate) fn now() -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 
     // ----- customers -------------------------------------------------------
@@ -233,7 +238,7 @@ impl Crm {
     pub fn create_customer(&self, new: NewCustomer) -> Result<Customer> {
         let mut customer = self.normalizer.new_customer(&new, Self::now())?;
         self.db.write(|tx| {
-            db::customers::insert(tx, &self.context, &mut customer)?;
+            db::customers::insert(tx, &self.context, &mut customer, None)?;
             Ok(())
         })?;
         Ok(customer)
@@ -248,28 +253,36 @@ impl Crm {
 
     /// The customer with this external id, if any.
     pub fn find_customer_by_external_id(&self, external_id: &str) -> Result<Option<Customer>> {
-        self.db.read(|conn| match db::customers::rowid_by_external_id(conn, external_id.trim())? {
-            Some((rowid, _)) => db::customers::get_by_rowid(conn, rowid),
-            None => Ok(None),
-        })
+        self.db.read(
+            |conn| match db::customers::rowid_by_external_id(conn, external_id.trim())? {
+                Some((rowid, _)) => db::customers::get_by_rowid(conn, rowid),
+                None => Ok(None),
+            },
+        )
     }
 
     /// The customer who has this email (compared after normalization), if any.
     pub fn find_customer_by_email(&self, email: &str) -> Result<Option<Customer>> {
-        let email = crate::model::normalize::email(email).map_err(|r| Error::validation("email", r))?;
-        self.db.read(|conn| match db::customers::rowid_by_email(conn, &email)? {
-            Some((rowid, _)) => db::customers::get_by_rowid(conn, rowid),
-            None => Ok(None),
-        })
+        let email =
+            crate::model::normalize::email(email).map_err(|r| Error::validation("email", r))?;
+        self.db
+            .read(|conn| match db::customers::rowid_by_email(conn, &email)? {
+                Some((rowid, _)) => db::customers::get_by_rowid(conn, rowid),
+                None => Ok(None),
+            })
     }
 
     /// Applies a partial update and returns the customer as stored. A patch
     /// that changes nothing writes nothing (no change-log entry).
     pub fn update_customer(&self, id: CustomerId, patch: &CustomerPatch) -> Result<Customer> {
         self.db.write(|tx| {
-            let rowid = db::customers::rowid_of(tx, id)?.ok_or(Error::NotFound { entity: "customer" })?;
-            let mut customer = db::customers::get_by_rowid(tx, rowid)?.ok_or(Error::NotFound { entity: "customer" })?;
-            let changed = self.normalizer.apply_patch(&mut customer, patch, Self::now())?;
+            let rowid =
+                db::customers::rowid_of(tx, id)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let mut customer = db::customers::get_by_rowid(tx, rowid)?
+                .ok_or(Error::NotFound { entity: "customer" })?;
+            let changed = self
+                .normalizer
+                .apply_patch(&mut customer, patch, Self::now())?;
             if !changed.is_empty() {
                 db::customers::update(tx, &self.context, rowid, &mut customer, &changed)?;
             }
@@ -279,7 +292,8 @@ impl Crm {
 
     /// Deletes a customer with their interactions and consent records.
     pub fn delete_customer(&self, id: CustomerId) -> Result<()> {
-        self.db.write(|tx| db::customers::delete(tx, &self.context, id, Self::now()))
+        self.db
+            .write(|tx| db::customers::delete(tx, &self.context, id, Self::now()))
     }
 
     /// Creates the customer, or updates the one it matches: first by external
@@ -291,16 +305,23 @@ impl Crm {
     /// email point at two different customers, nothing is written and
     /// [`Error::Conflict`] is returned.
     pub fn upsert_customer(&self, new: NewCustomer) -> Result<Upserted> {
-        self.db.write(|tx| upsert(tx, &self.normalizer, &self.context, &new))
+        self.db
+            .write(|tx| upsert(tx, &self.normalizer, &self.context, &new))
     }
 
     /// One page of customers.
     pub fn list_customers(&self, query: &ListCustomers) -> Result<Page<Customer>> {
         let limit = page::check_limit(query.limit)?;
         let after: Option<Position> = query.cursor.as_deref().map(page::decode).transpose()?;
-        let rows = self
-            .db
-            .read(|conn| db::customers::list(conn, query.sort, query.descending, after.as_ref(), limit + 1))?;
+        let rows = self.db.read(|conn| {
+            db::customers::list(
+                conn,
+                query.sort,
+                query.descending,
+                after.as_ref(),
+                limit + 1,
+            )
+        })?;
         Ok(page::paginate(rows, limit))
     }
 
@@ -313,12 +334,17 @@ impl Crm {
     /// the first value stored under the key decides). Declaring an existing
     /// key with the same type is a no-op; with another type, a conflict.
     pub fn define_attribute(&self, key: &str, attribute_type: AttributeType) -> Result<()> {
-        let key = crate::model::normalize::attribute_key(key).map_err(|r| Error::validation("key", r))?;
-        self.db.write(|tx| match db::customers::attribute_type(tx, &key)? {
-            Some(t) if t == attribute_type => Ok(()),
-            Some(_) => Err(Error::conflict("key", "the attribute is already defined with another type")),
-            None => db::customers::define_attribute(tx, &key, attribute_type, Self::now()),
-        })
+        let key =
+            crate::model::normalize::attribute_key(key).map_err(|r| Error::validation("key", r))?;
+        self.db
+            .write(|tx| match db::customers::attribute_type(tx, &key)? {
+                Some(t) if t == attribute_type => Ok(()),
+                Some(_) => Err(Error::conflict(
+                    "key",
+                    "the attribute is already defined with another type",
+                )),
+                None => db::customers::define_attribute(tx, &key, attribute_type, Self::now()),
+            })
     }
 
     /// Every custom attribute key with its type.
@@ -327,7 +353,10 @@ impl Crm {
             .db
             .read(db::customers::attribute_definitions)?
             .into_iter()
-            .map(|(key, attribute_type)| AttributeDefinition { key, attribute_type })
+            .map(|(key, attribute_type)| AttributeDefinition {
+                key,
+                attribute_type,
+            })
             .collect())
     }
 
@@ -340,7 +369,7 @@ impl Crm {
         let id = InteractionId::new();
         let customer_id = self.db.write(|tx| {
             let (rowid, customer_id) = db::interactions::resolve_customer(tx, &new.customer)?;
-            db::interactions::insert(tx, &self.context, rowid, &valid, id, now)?;
+            db::interactions::insert(tx, &self.context, rowid, &valid, id, now, false)?;
             Ok(customer_id)
         })?;
         Ok(Interaction {
@@ -366,15 +395,22 @@ impl Crm {
     pub fn get_interaction(&self, id: InteractionId) -> Result<Interaction> {
         self.db
             .read(|conn| db::interactions::get(conn, id))?
-            .ok_or(Error::NotFound { entity: "interaction" })
+            .ok_or(Error::NotFound {
+                entity: "interaction",
+            })
     }
 
     /// A customer's timeline, newest first, one page at a time.
-    pub fn timeline(&self, customer: CustomerId, query: &TimelineQuery) -> Result<Page<Interaction>> {
+    pub fn timeline(
+        &self,
+        customer: CustomerId,
+        query: &TimelineQuery,
+    ) -> Result<Page<Interaction>> {
         let limit = page::check_limit(query.limit)?;
         let before: Option<(i64, i64)> = query.cursor.as_deref().map(page::decode).transpose()?;
         let rows = self.db.read(|conn| {
-            let rowid = db::customers::rowid_of(conn, customer)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let rowid = db::customers::rowid_of(conn, customer)?
+                .ok_or(Error::NotFound { entity: "customer" })?;
             db::interactions::timeline(conn, rowid, before, query.kind.as_ref(), limit + 1)
         })?;
         Ok(page::paginate(rows, limit))
@@ -399,10 +435,13 @@ impl Crm {
             legal_basis: new.legal_basis,
             source,
             proof,
-            recorded_at: new.recorded_at.unwrap_or_else(Self::now),
+            recorded_at: new
+                .recorded_at
+                .map_or_else(Self::now, |t| t.trunc_subsecs(6)),
         };
         self.db.write(|tx| {
-            let rowid = db::customers::rowid_of(tx, customer)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let rowid = db::customers::rowid_of(tx, customer)?
+                .ok_or(Error::NotFound { entity: "customer" })?;
             db::consent::insert(tx, &self.context, rowid, &record)
         })?;
         Ok(record)
@@ -411,11 +450,19 @@ impl Crm {
     /// The record that currently answers for `purpose` on `channel`: the most
     /// recent one for that channel or for every channel (`channel = None`
     /// asks about records that cover every channel). `None` if there is none.
-    pub fn consent(&self, customer: CustomerId, purpose: &str, channel: Option<&str>) -> Result<Option<ConsentRecord>> {
+    pub fn consent(
+        &self,
+        customer: CustomerId,
+        purpose: &str,
+        channel: Option<&str>,
+    ) -> Result<Option<ConsentRecord>> {
         let purpose = crate::model::consent::identifier("purpose", purpose)?;
-        let channel = channel.map(|c| crate::model::consent::identifier("channel", c)).transpose()?;
+        let channel = channel
+            .map(|c| crate::model::consent::identifier("channel", c))
+            .transpose()?;
         self.db.read(|conn| {
-            let rowid = db::customers::rowid_of(conn, customer)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let rowid = db::customers::rowid_of(conn, customer)?
+                .ok_or(Error::NotFound { entity: "customer" })?;
             db::consent::current(conn, rowid, &purpose, channel.as_deref())
         })
     }
@@ -432,17 +479,29 @@ impl Crm {
     /// assert!(crm.has_consent(c.id, "newsletter", Some("email"))?);
     /// # Ok::<(), crm_core::Error>(())
     /// ```
-    pub fn has_consent(&self, customer: CustomerId, purpose: &str, channel: Option<&str>) -> Result<bool> {
+    pub fn has_consent(
+        &self,
+        customer: CustomerId,
+        purpose: &str,
+        channel: Option<&str>,
+    ) -> Result<bool> {
         Ok(self
             .consent(customer, purpose, channel)?
             .is_some_and(|r| r.status == crate::model::consent::ConsentStatus::Granted))
     }
 
     /// The customer's consent ledger, newest first, for one purpose or all.
-    pub fn consent_history(&self, customer: CustomerId, purpose: Option<&str>) -> Result<Vec<ConsentRecord>> {
-        let purpose = purpose.map(|p| crate::model::consent::identifier("purpose", p)).transpose()?;
+    pub fn consent_history(
+        &self,
+        customer: CustomerId,
+        purpose: Option<&str>,
+    ) -> Result<Vec<ConsentRecord>> {
+        let purpose = purpose
+            .map(|p| crate::model::consent::identifier("purpose", p))
+            .transpose()?;
         self.db.read(|conn| {
-            let rowid = db::customers::rowid_of(conn, customer)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let rowid = db::customers::rowid_of(conn, customer)?
+                .ok_or(Error::NotFound { entity: "customer" })?;
             db::consent::history(conn, rowid, purpose.as_deref())
         })
     }
@@ -467,18 +526,25 @@ impl Crm {
                 })
                 .collect();
             if hits.len() < limit as usize {
-                for (score, rowid, interaction_id, subject) in db::search::interactions(conn, &fts, limit * 4)? {
+                for (score, rowid, interaction_id, subject) in
+                    db::search::interactions(conn, &fts, limit * 4)?
+                {
                     if hits.len() >= limit as usize {
                         break;
                     }
-                    let Some(customer) = db::customers::get_by_rowid(conn, rowid)? else { continue };
+                    let Some(customer) = db::customers::get_by_rowid(conn, rowid)? else {
+                        continue;
+                    };
                     if hits.iter().any(|h| h.customer.id == customer.id) {
                         continue;
                     }
                     hits.push(SearchHit {
                         customer,
                         score,
-                        matched: SearchMatch::Interaction { interaction_id, subject },
+                        matched: SearchMatch::Interaction {
+                            interaction_id,
+                            subject,
+                        },
                     });
                 }
             }
@@ -490,12 +556,14 @@ impl Crm {
     /// start), oldest first: the change feed.
     pub fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>> {
         let limit = page::check_limit(limit)?;
-        self.db.read(|conn| db::changes::since(conn, after_seq, limit))
+        self.db
+            .read(|conn| db::changes::since(conn, after_seq, limit))
     }
 
     /// Every change-log entry of one customer, oldest first.
     pub fn customer_history(&self, id: CustomerId) -> Result<Vec<Change>> {
-        self.db.read(|conn| db::changes::for_entity(conn, id.as_bytes()))
+        self.db
+            .read(|conn| db::changes::for_entity(conn, id.as_bytes()))
     }
 }
 
@@ -521,19 +589,23 @@ pub(crate) fn upsert(
     }
     let target = match (by_external, by_email) {
         (Some(a), Some(b)) if a.0 != b.0 => {
-            return Err(Error::conflict("emails", "the email belongs to another customer than the external id"));
+            return Err(Error::conflict(
+                "emails",
+                "the email belongs to another customer than the external id",
+            ));
         }
         (Some(a), _) => Some(a),
         (None, b) => b,
     };
     let Some((rowid, _)) = target else {
-        db::customers::insert(tx, context, &mut candidate)?;
+        db::customers::insert(tx, context, &mut candidate, None)?;
         return Ok(Upserted {
             customer: candidate,
             created: true,
         });
     };
-    let mut stored = db::customers::get_by_rowid(tx, rowid)?.ok_or(Error::NotFound { entity: "customer" })?;
+    let mut stored =
+        db::customers::get_by_rowid(tx, rowid)?.ok_or(Error::NotFound { entity: "customer" })?;
     let merge = |old: &[String], new: &[String]| {
         let mut out = old.to_vec();
         out.extend(new.iter().filter(|n| !old.contains(n)).cloned());
@@ -554,7 +626,10 @@ pub(crate) fn upsert(
         tags: Some(merge(&stored.tags, &candidate.tags)),
         set_attributes: candidate.attributes.clone(),
         remove_attributes: Vec::new(),
-        lifecycle_stage: new.lifecycle_stage.as_ref().map(|_| candidate.lifecycle_stage.clone()),
+        lifecycle_stage: new
+            .lifecycle_stage
+            .as_ref()
+            .map(|_| candidate.lifecycle_stage.clone()),
         owner: candidate.owner.clone().map(Some),
         source: candidate.source.clone().map(Some),
     };

@@ -38,15 +38,45 @@ pub enum ExportFormat {
 
 /// The CSV columns of a customer export.
 pub const CUSTOMER_COLUMNS: &[&str] = &[
-    "id", "kind", "external_id", "name", "first_name", "last_name", "organization_id", "emails", "phones",
-    "addresses", "birth_date", "locale", "country", "tags", "attributes", "lifecycle_stage", "owner", "source",
-    "created_at", "updated_at",
+    "id",
+    "kind",
+    "external_id",
+    "name",
+    "first_name",
+    "last_name",
+    "organization_id",
+    "emails",
+    "phones",
+    "addresses",
+    "birth_date",
+    "locale",
+    "country",
+    "tags",
+    "attributes",
+    "lifecycle_stage",
+    "owner",
+    "source",
+    "created_at",
+    "updated_at",
 ];
 
 /// The CSV columns of an interaction export.
 pub const INTERACTION_COLUMNS: &[&str] = &[
-    "id", "customer_id", "kind", "channel", "direction", "occurred_at", "subject", "body", "amount_minor",
-    "currency", "product", "quantity", "score", "metadata", "created_at",
+    "id",
+    "customer_id",
+    "kind",
+    "channel",
+    "direction",
+    "occurred_at",
+    "subject",
+    "body",
+    "amount_minor",
+    "currency",
+    "product",
+    "quantity",
+    "score",
+    "metadata",
+    "created_at",
 ];
 
 fn io(e: impl std::fmt::Display) -> Error {
@@ -65,12 +95,20 @@ fn customer_csv_row(c: &Customer) -> Result<Vec<String>> {
         c.organization_id.map(|o| o.to_string()).unwrap_or_default(),
         c.emails.join(";"),
         c.phones.join(";"),
-        if c.addresses.is_empty() { String::new() } else { serde_json::to_string(&c.addresses).map_err(io)? },
+        if c.addresses.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&c.addresses).map_err(io)?
+        },
         c.birth_date.map(|d| d.to_string()).unwrap_or_default(),
         opt(&c.locale),
         opt(&c.country),
         c.tags.join(";"),
-        if c.attributes.is_empty() { String::new() } else { serde_json::to_string(&c.attributes).map_err(io)? },
+        if c.attributes.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&c.attributes).map_err(io)?
+        },
         c.lifecycle_stage.clone(),
         opt(&c.owner),
         opt(&c.source),
@@ -87,7 +125,9 @@ fn interaction_csv_row(i: &Interaction) -> Result<Vec<String>> {
         i.customer_id.to_string(),
         i.kind.as_str().to_string(),
         opt(&i.channel),
-        i.direction.map(|d| d.as_str().to_string()).unwrap_or_default(),
+        i.direction
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_default(),
         i.occurred_at.to_rfc3339(),
         opt(&i.subject),
         opt(&i.body),
@@ -96,7 +136,10 @@ fn interaction_csv_row(i: &Interaction) -> Result<Vec<String>> {
         opt(&i.product),
         num(i.quantity),
         num(i.score.map(i64::from)),
-        i.metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        i.metadata
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
         i.created_at.to_rfc3339(),
     ])
 }
@@ -140,18 +183,40 @@ fn stream<W: Write, T: Serialize>(
 impl Crm {
     /// Writes every customer, in creation order; returns how many.
     pub fn export_customers<W: Write>(&self, out: W, format: ExportFormat) -> Result<u64> {
-        let sql = format!("SELECT {} FROM customers c ORDER BY c.rowid", db::customers::COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM customers c ORDER BY c.rowid",
+            db::customers::COLUMNS
+        );
         self.db.read(|conn| {
-            stream(conn, &sql, out, format, CUSTOMER_COLUMNS, db::customers::from_row, customer_csv_row)
+            stream(
+                conn,
+                &sql,
+                out,
+                format,
+                CUSTOMER_COLUMNS,
+                db::customers::from_row,
+                customer_csv_row,
+            )
         })
     }
 
     /// Writes every interaction, in the order they were logged; returns how
     /// many.
     pub fn export_interactions<W: Write>(&self, out: W, format: ExportFormat) -> Result<u64> {
-        let sql = format!("SELECT {} FROM interactions i ORDER BY i.rowid", db::interactions::COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM interactions i ORDER BY i.rowid",
+            db::interactions::COLUMNS
+        );
         self.db.read(|conn| {
-            stream(conn, &sql, out, format, INTERACTION_COLUMNS, db::interactions::from_row, interaction_csv_row)
+            stream(
+                conn,
+                &sql,
+                out,
+                format,
+                INTERACTION_COLUMNS,
+                db::interactions::from_row,
+                interaction_csv_row,
+            )
         })
     }
 }

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::crm::{Crm, upsert};
-use crate::db;
+use crate::db::{self, Bulk};
 use crate::error::{Error, Result};
-use crate::model::customer::{Address, AttributeValue, CustomerKind, NewCustomer};
+use crate::model::customer::{Address, AttributeValue, Customer, CustomerKind, NewCustomer};
 use crate::model::ids::{CustomerId, InteractionId};
 use crate::model::interaction::{CustomerRef, Direction, InteractionKind, NewInteraction};
 use crate::model::normalize;
@@ -139,16 +139,47 @@ impl ColumnMapping {
 
 /// The fields a customer row may have.
 pub const CUSTOMER_FIELDS: &[&str] = &[
-    "kind", "external_id", "name", "first_name", "last_name", "organization_id", "organization_external_id",
-    "emails", "email", "phones", "phone", "addresses", "birth_date", "locale", "country", "tags", "attributes",
-    "lifecycle_stage", "owner", "source",
+    "kind",
+    "external_id",
+    "name",
+    "first_name",
+    "last_name",
+    "organization_id",
+    "organization_external_id",
+    "emails",
+    "email",
+    "phones",
+    "phone",
+    "addresses",
+    "birth_date",
+    "locale",
+    "country",
+    "tags",
+    "attributes",
+    "lifecycle_stage",
+    "owner",
+    "source",
 ];
 
 /// The fields an interaction row may have (exactly one of `customer_id`,
 /// `customer_external_id`, `customer_email`).
 pub const INTERACTION_FIELDS: &[&str] = &[
-    "customer_id", "customer_external_id", "customer_email", "kind", "channel", "direction", "occurred_at",
-    "subject", "body", "amount", "amount_minor", "currency", "product", "quantity", "score", "metadata",
+    "customer_id",
+    "customer_external_id",
+    "customer_email",
+    "kind",
+    "channel",
+    "direction",
+    "occurred_at",
+    "subject",
+    "body",
+    "amount",
+    "amount_minor",
+    "currency",
+    "product",
+    "quantity",
+    "score",
+    "metadata",
 ];
 
 const EXPORT_ONLY: &[&str] = &["id", "created_at", "updated_at"];
@@ -170,13 +201,22 @@ impl Target {
 }
 
 /// Resolves each source column to a field name (`None`: skip the column).
-fn resolve_columns(columns: &[String], mapping: &ColumnMapping, target: Target) -> Result<Vec<Option<String>>> {
+fn resolve_columns(
+    columns: &[String],
+    mapping: &ColumnMapping,
+    target: Target,
+) -> Result<Vec<Option<String>>> {
     for field in mapping.columns.keys() {
         let known = target.fields().contains(&field.as_str())
             || (matches!(target, Target::Customers) && field.starts_with("attr."));
         if !known {
-            let hint = nearest(field, target.fields()).map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default();
-            return Err(Error::validation(format!("mapping.{field}"), format!("unknown field{hint}")));
+            let hint = nearest(field, target.fields())
+                .map(|n| format!(" (did you mean '{n}'?)"))
+                .unwrap_or_default();
+            return Err(Error::validation(
+                format!("mapping.{field}"),
+                format!("unknown field{hint}"),
+            ));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -192,7 +232,9 @@ fn resolve_columns(columns: &[String], mapping: &ColumnMapping, target: Target) 
             {
                 Some(col.clone())
             } else {
-                let hint = nearest(col, target.fields()).map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default();
+                let hint = nearest(col, target.fields())
+                    .map(|n| format!(" (did you mean '{n}'?)"))
+                    .unwrap_or_default();
                 return Err(Error::validation(
                     col,
                     format!("unknown column{hint}; map it to a field or list it in ignore"),
@@ -216,7 +258,11 @@ pub(crate) fn nearest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
         for (i, ca) in a.chars().enumerate() {
             let mut cur = vec![i + 1];
             for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+                cur.push(
+                    (prev[j] + usize::from(ca != *cb))
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
             }
             prev = cur;
         }
@@ -282,7 +328,11 @@ fn integer(record: &Map<String, Value>, field: &str) -> FieldResult<Option<i64>>
             },
         },
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => s.trim().parse().map(Some).or_else(|_| bad(field, "must be a whole number")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .or_else(|_| bad(field, "must be a whole number")),
         Some(_) => bad(field, "must be a whole number"),
     }
 }
@@ -291,7 +341,9 @@ fn json_field(record: &Map<String, Value>, field: &str) -> FieldResult<Option<Va
     match record.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => serde_json::from_str(s).map(Some).or_else(|_| bad(field, "must be valid JSON")),
+        Some(Value::String(s)) => serde_json::from_str(s)
+            .map(Some)
+            .or_else(|_| bad(field, "must be valid JSON")),
         Some(v) => Ok(Some(v.clone())),
     }
 }
@@ -312,7 +364,11 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
             return Some(t.and_utc());
         }
@@ -324,7 +380,8 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 fn customer_id(field: &str, s: &str) -> FieldResult<CustomerId> {
-    s.parse().or_else(|_| bad(field, "not a valid id (expected a UUID)"))
+    s.parse()
+        .or_else(|_| bad(field, "not a valid id (expected a UUID)"))
 }
 
 /// A customer row before database lookups: the customer and, if the row names
@@ -342,7 +399,12 @@ pub(crate) fn customer_from_record(record: &Map<String, Value>) -> FieldResult<C
     phones.extend(text(record, "phone")?);
     let mut attributes = BTreeMap::new();
     if let Some(v) = json_field(record, "attributes")? {
-        attributes = serde_json::from_value(v).or_else(|_| bad("attributes", "must be an object of text, numbers, booleans and dates"))?;
+        attributes = serde_json::from_value(v).or_else(|_| {
+            bad(
+                "attributes",
+                "must be an object of text, numbers, booleans and dates",
+            )
+        })?;
     }
     for (key, value) in record.iter().filter(|(k, _)| k.starts_with("attr.")) {
         let name = &key["attr.".len()..];
@@ -352,19 +414,22 @@ pub(crate) fn customer_from_record(record: &Map<String, Value>) -> FieldResult<C
             Value::String(s) => AttributeValue::Text(s.clone()),
             Value::Number(n) => AttributeValue::Number(n.as_f64().unwrap_or(f64::NAN)),
             Value::Bool(b) => AttributeValue::Bool(*b),
-            Value::Object(_) => serde_json::from_value(value.clone()).or_else(|_| bad(key, "must be text, a number, a boolean or a date"))?,
+            Value::Object(_) => serde_json::from_value(value.clone())
+                .or_else(|_| bad(key, "must be text, a number, a boolean or a date"))?,
             Value::Array(_) => return bad(key, "must be text, a number, a boolean or a date"),
         };
         attributes.insert(name.to_string(), v);
     }
     let addresses: Vec<Address> = match json_field(record, "addresses")? {
         None => Vec::new(),
-        Some(v) => serde_json::from_value(v).or_else(|_| bad("addresses", "must be a list of address objects"))?,
+        Some(v) => serde_json::from_value(v)
+            .or_else(|_| bad("addresses", "must be a list of address objects"))?,
     };
     Ok(CustomerRow {
         customer: NewCustomer {
             kind: match text(record, "kind")? {
-                Some(k) => CustomerKind::parse(&k).or_else(|_| bad("kind", "must be 'person' or 'organization'"))?,
+                Some(k) => CustomerKind::parse(&k)
+                    .or_else(|_| bad("kind", "must be 'person' or 'organization'"))?,
                 None => CustomerKind::Person,
             },
             external_id: text(record, "external_id")?,
@@ -400,8 +465,18 @@ pub(crate) fn interaction_from_record(record: &Map<String, Value>) -> FieldResul
     let mut given = refs.into_iter().flatten();
     let customer = match (given.next(), given.next()) {
         (Some(r), None) => r?,
-        (None, _) => return bad("customer_id", "missing (give customer_id, customer_external_id or customer_email)"),
-        (Some(_), Some(_)) => return bad("customer_id", "give only one of customer_id, customer_external_id, customer_email"),
+        (None, _) => {
+            return bad(
+                "customer_id",
+                "missing (give customer_id, customer_external_id or customer_email)",
+            );
+        }
+        (Some(_), Some(_)) => {
+            return bad(
+                "customer_id",
+                "give only one of customer_id, customer_external_id, customer_email",
+            );
+        }
     };
     let kind = match text(record, "kind")? {
         Some(k) => InteractionKind::parse(&k).or_else(|e| match e {
@@ -415,12 +490,19 @@ pub(crate) fn interaction_from_record(record: &Map<String, Value>) -> FieldResul
         (Some(m), _) => Some(m),
         (None, None) => None,
         (None, Some(a)) => {
-            let Some(cur) = &currency else { return bad("currency", "is required when an amount is given") };
+            let Some(cur) = &currency else {
+                return bad("currency", "is required when an amount is given");
+            };
             Some(normalize::amount_to_minor(&a, cur).or_else(|r| bad("amount", r))?)
         }
     };
     let occurred_at = match text(record, "occurred_at")? {
-        Some(s) => Some(parse_time(&s).ok_or_else(|| ("occurred_at".to_string(), "must be a time (RFC 3339 or YYYY-MM-DD)".to_string()))?),
+        Some(s) => Some(parse_time(&s).ok_or_else(|| {
+            (
+                "occurred_at".to_string(),
+                "must be a time (RFC 3339 or YYYY-MM-DD)".to_string(),
+            )
+        })?),
         None => None,
     };
     let score = integer(record, "score")?
@@ -431,7 +513,10 @@ pub(crate) fn interaction_from_record(record: &Map<String, Value>) -> FieldResul
         kind,
         channel: text(record, "channel")?,
         direction: text(record, "direction")?
-            .map(|d| Direction::parse(&d).or_else(|_| bad("direction", "must be 'inbound' or 'outbound'")))
+            .map(|d| {
+                Direction::parse(&d)
+                    .or_else(|_| bad("direction", "must be 'inbound' or 'outbound'"))
+            })
             .transpose()?,
         occurred_at,
         subject: text(record, "subject")?,
@@ -448,7 +533,7 @@ pub(crate) fn interaction_from_record(record: &Map<String, Value>) -> FieldResul
 // ----- sources --------------------------------------------------------------
 
 /// A numbered record or a row-level error.
-pub(crate) type NumberedRecord = (u64, std::result::Result<Map<String, Value>, (String, String)>);
+pub(crate) type NumberedRecord = NumberedRow<Map<String, Value>>;
 
 /// Reads CSV into records keyed by field.
 fn csv_records<R: Read>(
@@ -475,11 +560,17 @@ fn csv_records<R: Read>(
         row += 1;
         match csv.read_byte_record(&mut record) {
             Ok(false) => None,
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => Some(Err(Error::Io(csv_reason(&e)))),
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                Some(Err(Error::Io(csv_reason(&e))))
+            }
             Err(e) => Some(Ok((row, Err((String::new(), csv_reason(&e)))))),
             Ok(true) => {
                 if record.len() != headers.len() {
-                    let reason = format!("has {} fields but the header has {}", record.len(), headers.len());
+                    let reason = format!(
+                        "has {} fields but the header has {}",
+                        record.len(),
+                        headers.len()
+                    );
                     return Some(Ok((row, Err((String::new(), reason)))));
                 }
                 let mut map = Map::new();
@@ -490,7 +581,12 @@ fn csv_records<R: Read>(
                         Ok(s) => {
                             map.insert(field.clone(), Value::String(s.to_string()));
                         }
-                        Err(_) => return Some(Ok((row, Err((headers[i].clone(), "is not valid UTF-8".into()))))),
+                        Err(_) => {
+                            return Some(Ok((
+                                row,
+                                Err((headers[i].clone(), "is not valid UTF-8".into())),
+                            )));
+                        }
                     }
                 }
                 Some(Ok((row, Ok(map))))
@@ -503,7 +599,9 @@ fn csv_reason(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Io(io) => io.kind().to_string(),
         csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".into(),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("has {len} fields but the header has {expected_len}")
         }
         _ => "is not well-formed CSV".into(),
@@ -532,10 +630,17 @@ fn ndjson_records<R: BufRead>(
                 continue;
             }
             let object: Map<String, Value> = match std::str::from_utf8(&line) {
-                Err(_) => return Some(Ok((row, Err((String::new(), "is not valid UTF-8".into()))))),
+                Err(_) => {
+                    return Some(Ok((row, Err((String::new(), "is not valid UTF-8".into())))));
+                }
                 Ok(text) => match serde_json::from_str(text) {
                     Ok(o) => o,
-                    Err(_) => return Some(Ok((row, Err((String::new(), "is not a JSON object".into()))))),
+                    Err(_) => {
+                        return Some(Ok((
+                            row,
+                            Err((String::new(), "is not a JSON object".into())),
+                        )));
+                    }
                 },
             };
             let mut map = Map::new();
@@ -548,7 +653,9 @@ fn ndjson_records<R: BufRead>(
                             resolved.insert(key.clone(), f.clone());
                             f
                         }
-                        Err(Error::Validation { field, reason }) => return Some(Ok((row, Err((field, reason))))),
+                        Err(Error::Validation { field, reason }) => {
+                            return Some(Ok((row, Err((field, reason)))));
+                        }
                         Err(e) => return Some(Err(e)),
                     },
                 };
@@ -568,63 +675,144 @@ enum Applied {
     Updated,
 }
 
-/// Runs an import over numbered records in one transaction.
-fn run<T>(
+/// Rows travel between the reading thread and the validating thread in
+/// batches of this many.
+const BATCH: usize = 512;
+
+fn worker_failed() -> Error {
+    Error::Storage("the import's validation thread stopped".into())
+}
+
+/// Runs an import in one transaction, as a two-stage pipeline: the calling
+/// thread reads rows and writes them to SQLite while a second thread
+/// validates and normalizes the next batch (phone numbers, emails, amounts:
+/// the CPU-heavy part), so a two-core machine does both at once. Search
+/// indexing of new rows is deferred to one pass at the end.
+#[allow(clippy::too_many_arguments)]
+fn run<T: Send, P: Send>(
     crm: &Crm,
-    records: impl Iterator<Item = Result<(u64, std::result::Result<T, (String, String)>)>>,
+    records: impl Iterator<Item = Result<NumberedRow<T>>>,
     options: &ImportOptions,
     mut progress: Option<ProgressFn<'_>>,
-    mut apply: impl FnMut(&rusqlite::Connection, T) -> Result<Applied>,
+    table: &str,
+    bulk: bool,
+    prepare: impl Fn(T) -> Result<P> + Sync,
+    mut apply: impl FnMut(&rusqlite::Connection, &mut Option<Bulk>, P) -> Result<Applied>,
 ) -> Result<ImportReport> {
     let every = options.progress_every.max(1);
     let skip = options.mode == ImportMode::SkipInvalid;
     let report = crm.db.write(|tx| {
+        let first_new_rowid = db::search::next_rowid(tx, table)?;
+        let mut state = bulk.then(Bulk::default);
         let mut report = ImportReport::default();
-        for item in records {
-            let (row, parsed) = item?;
-            report.rows += 1;
-            let outcome = match parsed {
-                Err((field, reason)) => Err(Error::Validation { field, reason }),
-                Ok(value) if skip => {
-                    // A savepoint per row: a rejected row leaves nothing behind
-                    // (not even an attribute definition it introduced).
-                    tx.prepare_cached("SAVEPOINT import_row")?.execute([])?;
-                    let result = apply(tx, value);
-                    if result.is_err() {
-                        tx.prepare_cached("ROLLBACK TO import_row")?.execute([])?;
+        std::thread::scope(|scope| -> Result<()> {
+            let (to_worker, worker_in) = std::sync::mpsc::sync_channel::<Vec<NumberedRow<T>>>(2);
+            let (worker_out, from_worker) =
+                std::sync::mpsc::sync_channel::<Vec<(u64, Result<P>)>>(2);
+            let prepare = &prepare;
+            scope.spawn(move || {
+                for batch in worker_in {
+                    let prepared = batch
+                        .into_iter()
+                        .map(|(row, parsed)| {
+                            let result = parsed
+                                .map_err(|(field, reason)| Error::Validation { field, reason })
+                                .and_then(|value| {
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        prepare(value)
+                                    }))
+                                    .unwrap_or_else(|_| {
+                                        Err(Error::Storage(
+                                            "internal error while validating a row".into(),
+                                        ))
+                                    })
+                                });
+                            (row, result)
+                        })
+                        .collect();
+                    if worker_out.send(prepared).is_err() {
+                        break;
                     }
-                    tx.prepare_cached("RELEASE import_row")?.execute([])?;
-                    result
                 }
-                Ok(value) => apply(tx, value),
-            };
-            match outcome {
-                Ok(Applied::Inserted) => report.inserted += 1,
-                Ok(Applied::Updated) => report.updated += 1,
-                Err(e) => {
-                    let (field, reason) = match e {
-                        Error::Validation { field, reason } | Error::Conflict { field, reason } => (field, reason),
-                        Error::NotFound { entity } => ("customer".to_string(), format!("{entity} not found")),
-                        other => return Err(other),
+            });
+            let mut records = records;
+            let (mut in_flight, mut exhausted) = (0_usize, false);
+            loop {
+                while !exhausted && in_flight < 2 {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    for item in records.by_ref() {
+                        batch.push(item?);
+                        if batch.len() == BATCH {
+                            break;
+                        }
+                    }
+                    exhausted = batch.len() < BATCH;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    to_worker.send(batch).map_err(|_| worker_failed())?;
+                    in_flight += 1;
+                }
+                if in_flight == 0 {
+                    return Ok(());
+                }
+                let batch = from_worker.recv().map_err(|_| worker_failed())?;
+                in_flight -= 1;
+                for (row, prepared) in batch {
+                    report.rows += 1;
+                    let outcome = match prepared {
+                        Err(e) => Err(e),
+                        Ok(value) if skip => {
+                            // A savepoint per row: a rejected row leaves nothing
+                            // behind (not even an attribute definition it made).
+                            tx.prepare_cached("SAVEPOINT import_row")?.execute([])?;
+                            let result = apply(tx, &mut state, value);
+                            if result.is_err() {
+                                tx.prepare_cached("ROLLBACK TO import_row")?.execute([])?;
+                                if let Some(b) = state.as_mut() {
+                                    b.row_rolled_back();
+                                }
+                            }
+                            tx.prepare_cached("RELEASE import_row")?.execute([])?;
+                            result
+                        }
+                        Ok(value) => apply(tx, &mut state, value),
                     };
-                    if !skip {
-                        return Err(Error::InvalidRow { row, field, reason });
+                    match outcome {
+                        Ok(Applied::Inserted) => report.inserted += 1,
+                        Ok(Applied::Updated) => report.updated += 1,
+                        Err(e) => {
+                            let (field, reason) = match e {
+                                Error::Validation { field, reason }
+                                | Error::Conflict { field, reason } => (field, reason),
+                                Error::NotFound { entity } => {
+                                    ("customer".to_string(), format!("{entity} not found"))
+                                }
+                                other => return Err(other),
+                            };
+                            if !skip {
+                                return Err(Error::InvalidRow { row, field, reason });
+                            }
+                            report.rejected += 1;
+                            if report.errors.len() < options.max_errors {
+                                report.errors.push(RowError { row, field, reason });
+                            }
+                        }
                     }
-                    report.rejected += 1;
-                    if report.errors.len() < options.max_errors {
-                        report.errors.push(RowError { row, field, reason });
+                    if report.rows % every == 0 {
+                        if let Some(p) = progress.as_mut() {
+                            p(&ImportProgress {
+                                rows: report.rows,
+                                applied: report.inserted + report.updated,
+                                rejected: report.rejected,
+                            });
+                        }
                     }
                 }
             }
-            if report.rows % every == 0 {
-                if let Some(p) = progress.as_mut() {
-                    p(&ImportProgress {
-                        rows: report.rows,
-                        applied: report.inserted + report.updated,
-                        rejected: report.rejected,
-                    });
-                }
-            }
+        })?;
+        if bulk {
+            db::finish_bulk(tx, &crm.context, table, first_new_rowid)?;
         }
         Ok(report)
     })?;
@@ -638,29 +826,138 @@ fn run<T>(
     Ok(report)
 }
 
+/// A customer row after validation, ready for the database.
+pub(crate) enum PreparedCustomer {
+    Insert(Box<Customer>, Option<String>),
+    Upsert(Box<CustomerRow>),
+}
+
+/// A numbered row: the parsed value or the field and reason it was rejected.
+pub(crate) type NumberedRow<T> = (u64, std::result::Result<T, (String, String)>);
+
 impl Crm {
-    fn apply_customer(&self, tx: &rusqlite::Connection, row: CustomerRow, upsert_rows: bool) -> Result<Applied> {
-        let mut new = row.customer;
-        if let Some(ext) = row.organization_external_id {
-            let (_, org) = db::customers::rowid_by_external_id(tx, ext.trim())?
-                .ok_or_else(|| Error::validation("organization_external_id", "no customer has this external id"))?;
-            new.organization_id = Some(org);
+    fn prepare_customer(&self, row: CustomerRow, upsert_rows: bool) -> Result<PreparedCustomer> {
+        if row.organization_external_id.is_some() && row.customer.kind == CustomerKind::Organization
+        {
+            return Err(Error::validation(
+                "organization_external_id",
+                "an organization can't belong to an organization",
+            ));
         }
         if upsert_rows {
-            let done = upsert(tx, &self.normalizer, &self.context, &new)?;
-            return Ok(if done.created { Applied::Inserted } else { Applied::Updated });
+            return Ok(PreparedCustomer::Upsert(Box::new(row)));
         }
-        let mut customer = self.normalizer.new_customer(&new, Crm::now())?;
-        db::customers::insert(tx, &self.context, &mut customer)?;
-        Ok(Applied::Inserted)
+        let customer = self.normalizer.new_customer(&row.customer, Crm::now())?;
+        Ok(PreparedCustomer::Insert(
+            Box::new(customer),
+            row.organization_external_id,
+        ))
     }
 
-    fn apply_interaction(&self, tx: &rusqlite::Connection, new: NewInteraction) -> Result<Applied> {
-        let now = Crm::now();
-        let valid = new.validate(now)?;
-        let (rowid, _) = db::interactions::resolve_customer(tx, &new.customer)?;
-        db::interactions::insert(tx, &self.context, rowid, &valid, InteractionId::new(), now)?;
-        Ok(Applied::Inserted)
+    fn apply_customer(
+        &self,
+        tx: &rusqlite::Connection,
+        bulk: Option<&mut Bulk>,
+        prepared: PreparedCustomer,
+    ) -> Result<Applied> {
+        let organization = |ext: &str| -> Result<CustomerId> {
+            db::customers::rowid_by_external_id(tx, ext.trim())?
+                .map(|(_, id)| id)
+                .ok_or_else(|| {
+                    Error::validation(
+                        "organization_external_id",
+                        "no customer has this external id",
+                    )
+                })
+        };
+        match prepared {
+            PreparedCustomer::Insert(mut customer, organization_external_id) => {
+                if let Some(ext) = organization_external_id {
+                    customer.organization_id = Some(organization(&ext)?);
+                }
+                db::customers::insert(tx, &self.context, &mut customer, bulk)?;
+                Ok(Applied::Inserted)
+            }
+            PreparedCustomer::Upsert(row) => {
+                let mut new = row.customer;
+                if let Some(ext) = row.organization_external_id {
+                    new.organization_id = Some(organization(&ext)?);
+                }
+                let done = upsert(tx, &self.normalizer, &self.context, &new)?;
+                Ok(if done.created {
+                    Applied::Inserted
+                } else {
+                    Applied::Updated
+                })
+            }
+        }
+    }
+
+    fn import_customer_rows<T: Send>(
+        &self,
+        rows: impl Iterator<Item = Result<NumberedRow<T>>>,
+        to_row: impl Fn(T) -> FieldResult<CustomerRow> + Sync,
+        options: &ImportOptions,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<ImportReport> {
+        run(
+            self,
+            rows,
+            options,
+            progress,
+            "customers",
+            // Upserts may touch a row twice in one import, so they log and
+            // index each change as it happens.
+            !options.upsert,
+            |value| {
+                let row =
+                    to_row(value).map_err(|(field, reason)| Error::Validation { field, reason })?;
+                self.prepare_customer(row, options.upsert)
+            },
+            |tx, bulk, prepared| self.apply_customer(tx, bulk.as_mut(), prepared),
+        )
+    }
+
+    fn import_interaction_rows<T: Send>(
+        &self,
+        rows: impl Iterator<Item = Result<NumberedRow<T>>>,
+        to_new: impl Fn(T) -> FieldResult<NewInteraction> + Sync,
+        options: &ImportOptions,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<ImportReport> {
+        run(
+            self,
+            rows,
+            options,
+            progress,
+            "interactions",
+            true,
+            |value| {
+                let new =
+                    to_new(value).map_err(|(field, reason)| Error::Validation { field, reason })?;
+                let valid = new.validate(Crm::now())?;
+                let customer = match new.customer {
+                    CustomerRef::Email(e) => CustomerRef::Email(
+                        normalize::email(&e).map_err(|r| Error::validation("customer_email", r))?,
+                    ),
+                    other => other,
+                };
+                Ok((customer, valid))
+            },
+            |tx, _, (customer, valid)| {
+                let (rowid, _) = db::interactions::resolve_customer(tx, &customer)?;
+                db::interactions::insert(
+                    tx,
+                    &self.context,
+                    rowid,
+                    &valid,
+                    InteractionId::new(),
+                    Crm::now(),
+                    true,
+                )?;
+                Ok(Applied::Inserted)
+            },
+        )
     }
 
     /// Imports customers given as values; rows are numbered from 1.
@@ -670,10 +967,21 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = customers.into_iter().zip(1..).map(|(customer, row)| {
-            Ok((row, Ok(CustomerRow { customer, organization_external_id: None })))
-        });
-        run(self, rows, options, progress, |tx, row| self.apply_customer(tx, row, options.upsert))
+        let rows = customers
+            .into_iter()
+            .zip(1..)
+            .map(|(customer, row)| Ok((row, Ok(customer))));
+        self.import_customer_rows(
+            rows,
+            |customer| {
+                Ok(CustomerRow {
+                    customer,
+                    organization_external_id: None,
+                })
+            },
+            options,
+            progress,
+        )
     }
 
     /// Imports customers from records of field → JSON value (the fields of
@@ -688,9 +996,14 @@ impl Crm {
         let rows = records.into_iter().zip(1..).map(|(record, row)| {
             let keys: Vec<String> = record.keys().cloned().collect();
             resolve_columns(&keys, &mapping, Target::Customers)?;
-            Ok((row, customer_from_record(&record)))
+            Ok((row, Ok(record)))
         });
-        run(self, rows, options, progress, |tx, row| self.apply_customer(tx, row, options.upsert))
+        self.import_customer_rows(
+            rows,
+            |record| customer_from_record(&record),
+            options,
+            progress,
+        )
     }
 
     /// Imports customers from CSV with a header row.
@@ -701,9 +1014,13 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = csv_records(reader, mapping, Target::Customers)?
-            .map(|r| r.map(|(row, rec)| (row, rec.and_then(|m| customer_from_record(&m)))));
-        run(self, rows, options, progress, |tx, row| self.apply_customer(tx, row, options.upsert))
+        let rows = csv_records(reader, mapping, Target::Customers)?;
+        self.import_customer_rows(
+            rows,
+            |record| customer_from_record(&record),
+            options,
+            progress,
+        )
     }
 
     /// Imports customers from NDJSON (one object per line).
@@ -714,9 +1031,13 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = ndjson_records(reader, mapping, Target::Customers)
-            .map(|r| r.map(|(row, rec)| (row, rec.and_then(|m| customer_from_record(&m)))));
-        run(self, rows, options, progress, |tx, row| self.apply_customer(tx, row, options.upsert))
+        let rows = ndjson_records(reader, mapping, Target::Customers);
+        self.import_customer_rows(
+            rows,
+            |record| customer_from_record(&record),
+            options,
+            progress,
+        )
     }
 
     /// Imports interactions given as values.
@@ -726,8 +1047,11 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = interactions.into_iter().zip(1..).map(|(i, row)| Ok((row, Ok(i))));
-        run(self, rows, options, progress, |tx, i| self.apply_interaction(tx, i))
+        let rows = interactions
+            .into_iter()
+            .zip(1..)
+            .map(|(i, row)| Ok((row, Ok(i))));
+        self.import_interaction_rows(rows, Ok, options, progress)
     }
 
     /// Imports interactions from records of field → JSON value
@@ -742,9 +1066,14 @@ impl Crm {
         let rows = records.into_iter().zip(1..).map(|(record, row)| {
             let keys: Vec<String> = record.keys().cloned().collect();
             resolve_columns(&keys, &mapping, Target::Interactions)?;
-            Ok((row, interaction_from_record(&record)))
+            Ok((row, Ok(record)))
         });
-        run(self, rows, options, progress, |tx, i| self.apply_interaction(tx, i))
+        self.import_interaction_rows(
+            rows,
+            |record| interaction_from_record(&record),
+            options,
+            progress,
+        )
     }
 
     /// Imports interactions from CSV with a header row.
@@ -755,9 +1084,13 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = csv_records(reader, mapping, Target::Interactions)?
-            .map(|r| r.map(|(row, rec)| (row, rec.and_then(|m| interaction_from_record(&m)))));
-        run(self, rows, options, progress, |tx, i| self.apply_interaction(tx, i))
+        let rows = csv_records(reader, mapping, Target::Interactions)?;
+        self.import_interaction_rows(
+            rows,
+            |record| interaction_from_record(&record),
+            options,
+            progress,
+        )
     }
 
     /// Imports interactions from NDJSON (one object per line).
@@ -768,9 +1101,13 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let rows = ndjson_records(reader, mapping, Target::Interactions)
-            .map(|r| r.map(|(row, rec)| (row, rec.and_then(|m| interaction_from_record(&m)))));
-        run(self, rows, options, progress, |tx, i| self.apply_interaction(tx, i))
+        let rows = ndjson_records(reader, mapping, Target::Interactions);
+        self.import_interaction_rows(
+            rows,
+            |record| interaction_from_record(&record),
+            options,
+            progress,
+        )
     }
 }
 
@@ -780,7 +1117,12 @@ mod tests {
 
     #[test]
     fn misspelled_columns_are_named_with_a_suggestion() {
-        let err = resolve_columns(&["nmae".into()], &ColumnMapping::default(), Target::Customers).unwrap_err();
+        let err = resolve_columns(
+            &["nmae".into()],
+            &ColumnMapping::default(),
+            Target::Customers,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("did you mean 'name'"), "{err}");
     }
 

@@ -40,8 +40,8 @@ pub mod page;
 pub mod synth;
 
 pub use crate::crm::{
-    AttributeDefinition, Crm, CustomerSort, ListCustomers, OpenOptions, SearchHit, SearchMatch, TimelineQuery,
-    Upserted,
+    AttributeDefinition, Crm, CustomerSort, ListCustomers, OpenOptions, SearchHit, SearchMatch,
+    TimelineQuery, Upserted,
 };
 pub use crate::db::schema::SCHEMA_VERSION;
 pub use crate::error::{Error, Result};
@@ -51,7 +51,9 @@ pub use crate::model::customer::{
     Address, AttributeType, AttributeValue, Customer, CustomerKind, CustomerPatch, NewCustomer,
 };
 pub use crate::model::ids::{ConsentId, CustomerId, InteractionId};
-pub use crate::model::interaction::{CustomerRef, Direction, Interaction, InteractionKind, NewInteraction};
+pub use crate::model::interaction::{
+    CustomerRef, Direction, Interaction, InteractionKind, NewInteraction,
+};
 pub use crate::model::normalize;
 pub use crate::page::Page;
 

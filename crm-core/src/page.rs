@@ -47,7 +47,11 @@ pub(crate) fn check_limit(limit: u32) -> Result<u32> {
 pub(crate) fn paginate<P: Serialize, T>(mut rows: Vec<(P, T)>, limit: u32) -> Page<T> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|(p, _)| encode(p)) } else { None };
+    let next_cursor = if more {
+        rows.last().map(|(p, _)| encode(p))
+    } else {
+        None
+    };
     Page {
         items: rows.into_iter().map(|(_, t)| t).collect(),
         next_cursor,
@@ -61,7 +65,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode(&(42_i64, "Ana".to_string()));
-        assert_eq!(decode::<(i64, String)>(&c).unwrap(), (42, "Ana".to_string()));
+        assert_eq!(
+            decode::<(i64, String)>(&c).unwrap(),
+            (42, "Ana".to_string())
+        );
         assert!(decode::<(i64, String)>("zz").is_err());
         assert!(decode::<(i64, String)>("abc").is_err());
         assert!(decode::<(i64, String)>("").is_err());

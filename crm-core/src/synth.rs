@@ -50,27 +50,66 @@ impl Default for SynthConfig {
             customers: 1_000,
             interactions_per_customer: 10.0,
             years: 3,
-            end: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_else(Utc::now),
+            end: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_else(Utc::now),
         }
     }
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "Ana", "Maja", "Luka", "Nik", "Eva", "Jan", "Sara", "Marko", "Nina", "Tim", "Emma", "Liam", "Olivia", "Noah",
-    "Sofia", "Mateo", "Léa", "Lukas", "Marie", "Jonas", "Giulia", "Marco", "Lucía", "Hugo", "Zoë", "Aiden",
-    "Mia", "Elias", "Chloé", "Ivan", "Petra", "Tomaž", "Špela", "Žiga", "Hana", "Oskar",
+    "Ana", "Maja", "Luka", "Nik", "Eva", "Jan", "Sara", "Marko", "Nina", "Tim", "Emma", "Liam",
+    "Olivia", "Noah", "Sofia", "Mateo", "Léa", "Lukas", "Marie", "Jonas", "Giulia", "Marco",
+    "Lucía", "Hugo", "Zoë", "Aiden", "Mia", "Elias", "Chloé", "Ivan", "Petra", "Tomaž", "Špela",
+    "Žiga", "Hana", "Oskar",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Novak", "Horvat", "Kovačič", "Krajnc", "Zupančič", "Potočnik", "Smith", "Johnson", "Williams", "Brown",
-    "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Rossi", "Russo", "Ferrari", "García", "Martínez",
-    "Dubois", "Moreau", "Laurent", "Jones", "Taylor", "Wilson", "Kos", "Golob", "Vidmar", "Bizjak",
+    "Novak",
+    "Horvat",
+    "Kovačič",
+    "Krajnc",
+    "Zupančič",
+    "Potočnik",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Rossi",
+    "Russo",
+    "Ferrari",
+    "García",
+    "Martínez",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Jones",
+    "Taylor",
+    "Wilson",
+    "Kos",
+    "Golob",
+    "Vidmar",
+    "Bizjak",
 ];
 const ORG_WORDS: &[&str] = &[
-    "Alpine", "Blue", "Cedar", "Delta", "Echo", "Fjord", "Granite", "Harbor", "Iris", "Juniper", "Kestrel",
-    "Lumen", "Meridian", "Nova", "Orbit", "Pine", "Quartz", "River", "Summit", "Tidal",
+    "Alpine", "Blue", "Cedar", "Delta", "Echo", "Fjord", "Granite", "Harbor", "Iris", "Juniper",
+    "Kestrel", "Lumen", "Meridian", "Nova", "Orbit", "Pine", "Quartz", "River", "Summit", "Tidal",
 ];
-const ORG_SUFFIXES: &[&str] = &["d.o.o.", "GmbH", "Ltd", "Inc.", "S.r.l.", "SAS", "Labs", "Group"];
-const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.example", "post.example"];
+const ORG_SUFFIXES: &[&str] = &[
+    "d.o.o.", "GmbH", "Ltd", "Inc.", "S.r.l.", "SAS", "Labs", "Group",
+];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example",
+    "post.example",
+];
 /// (country, locale, weight)
 const COUNTRIES: &[(&str, &str, u32)] = &[
     ("SI", "sl-SI", 30),
@@ -150,10 +189,26 @@ fn phone(rng: &mut fastrand::Rng, country: &str) -> String {
 
 fn phone_candidate(rng: &mut fastrand::Rng, country: &str) -> String {
     match country {
-        "SI" => format!("+386{}{:06}", pick(rng, &["40", "41", "51", "31"]), rng.u32(..1_000_000)),
-        "DE" | "AT" => format!("+49{}{:08}", pick(rng, &["151", "176"]), rng.u32(..100_000_000)),
-        "IT" => format!("+39{}{:07}", pick(rng, &["320", "333", "347", "380"]), rng.u32(..10_000_000)),
-        "GB" => format!("+447{}{:08}", pick(rng, &["4", "5", "8", "9"]), rng.u32(..100_000_000)),
+        "SI" => format!(
+            "+386{}{:06}",
+            pick(rng, &["40", "41", "51", "31"]),
+            rng.u32(..1_000_000)
+        ),
+        "DE" | "AT" => format!(
+            "+49{}{:08}",
+            pick(rng, &["151", "176"]),
+            rng.u32(..100_000_000)
+        ),
+        "IT" => format!(
+            "+39{}{:07}",
+            pick(rng, &["320", "333", "347", "380"]),
+            rng.u32(..10_000_000)
+        ),
+        "GB" => format!(
+            "+447{}{:08}",
+            pick(rng, &["4", "5", "8", "9"]),
+            rng.u32(..100_000_000)
+        ),
         "FR" => format!("+33{}{:08}", pick(rng, &["6", "7"]), rng.u32(..100_000_000)),
         _ => format!(
             "+1{}{}{:04}",
@@ -231,7 +286,12 @@ impl Generator {
                 let (c, l, _) = COUNTRIES[rng.usize(..COUNTRIES.len())];
                 (c, l)
             };
-            let name = format!("{} {} {}", pick(&mut rng, ORG_WORDS), pick(&mut rng, ORG_WORDS), pick(&mut rng, ORG_SUFFIXES));
+            let name = format!(
+                "{} {} {}",
+                pick(&mut rng, ORG_WORDS),
+                pick(&mut rng, ORG_WORDS),
+                pick(&mut rng, ORG_SUFFIXES)
+            );
             NewCustomer {
                 kind: CustomerKind::Organization,
                 external_id: Some(Self::organization_external_id(i)),
@@ -255,23 +315,48 @@ impl Generator {
 
     /// The people; about a third belong to one of `organizations` (the ids of
     /// the stored organizations, in generator order).
-    pub fn people<'a>(&'a self, organizations: &'a [CustomerId]) -> impl Iterator<Item = NewCustomer> + 'a {
+    pub fn people<'a>(
+        &'a self,
+        organizations: &'a [CustomerId],
+    ) -> impl Iterator<Item = NewCustomer> + 'a {
         (0..self.person_count()).map(move |i| {
             let mut rng = self.rng(2, i);
             let first = *pick(&mut rng, FIRST_NAMES);
             let last = *pick(&mut rng, LAST_NAMES);
-            let country_row = weighted(&mut rng, &COUNTRIES.iter().map(|(c, l, w)| ((*c, *l), *w)).collect::<Vec<_>>()).to_owned();
+            let country_row = weighted(
+                &mut rng,
+                &COUNTRIES
+                    .iter()
+                    .map(|(c, l, w)| ((*c, *l), *w))
+                    .collect::<Vec<_>>(),
+            )
+            .to_owned();
             let (country, locale) = country_row;
-            let mut tags: Vec<String> = TAGS.iter().filter(|(_, p)| rng.f64() < *p).map(|(t, _)| t.to_string()).collect();
+            let mut tags: Vec<String> = TAGS
+                .iter()
+                .filter(|(_, p)| rng.f64() < *p)
+                .map(|(t, _)| t.to_string())
+                .collect();
             if rng.f64() < 0.02 {
                 tags.push("do-not-call".into());
             }
             let mut attributes = std::collections::BTreeMap::new();
-            attributes.insert("plan".to_string(), AttributeValue::Text((*weighted(&mut rng, &[("free", 60), ("pro", 30), ("enterprise", 10)])).into()));
+            attributes.insert(
+                "plan".to_string(),
+                AttributeValue::Text(
+                    (*weighted(&mut rng, &[("free", 60), ("pro", 30), ("enterprise", 10)])).into(),
+                ),
+            );
             if rng.f64() < 0.5 {
-                attributes.insert("seats".to_string(), AttributeValue::Number(f64::from(1 + rng.u32(..50))));
+                attributes.insert(
+                    "seats".to_string(),
+                    AttributeValue::Number(f64::from(1 + rng.u32(..50))),
+                );
             }
-            attributes.insert("newsletter_opt_in".to_string(), AttributeValue::Bool(rng.bool()));
+            attributes.insert(
+                "newsletter_opt_in".to_string(),
+                AttributeValue::Bool(rng.bool()),
+            );
             if rng.f64() < 0.3 {
                 let day = self.config.end.date_naive() + Duration::days(i64::from(rng.u32(..365)));
                 attributes.insert("renewal_date".to_string(), AttributeValue::Date(day));
@@ -279,7 +364,13 @@ impl Generator {
             let organization_id = (!organizations.is_empty() && rng.f64() < 0.33)
                 .then(|| organizations[rng.usize(..organizations.len())]);
             let birth_date = (rng.f64() < 0.6)
-                .then(|| NaiveDate::from_ymd_opt(1950 + rng.i32(0..55), 1 + rng.u32(..12), 1 + rng.u32(..28)))
+                .then(|| {
+                    NaiveDate::from_ymd_opt(
+                        1950 + rng.i32(0..55),
+                        1 + rng.u32(..12),
+                        1 + rng.u32(..28),
+                    )
+                })
                 .flatten();
             let mut phones = Vec::new();
             if rng.f64() < 0.7 {
@@ -292,7 +383,12 @@ impl Generator {
                 first_name: Some(first.into()),
                 last_name: Some(last.into()),
                 organization_id,
-                emails: vec![format!("{}.{}.{i}@{}", ascii_fold(first), ascii_fold(last), pick(&mut rng, DOMAINS))],
+                emails: vec![format!(
+                    "{}.{}.{i}@{}",
+                    ascii_fold(first),
+                    ascii_fold(last),
+                    pick(&mut rng, DOMAINS)
+                )],
                 phones,
                 birth_date,
                 locale: Some(locale.into()),
@@ -301,7 +397,9 @@ impl Generator {
                 attributes,
                 lifecycle_stage: Some((*weighted(&mut rng, STAGES)).into()),
                 owner: Some(format!("rep{}", rng.u32(..20))),
-                source: Some((*pick(&mut rng, &["web", "store", "import", "referral", "event"])).into()),
+                source: Some(
+                    (*pick(&mut rng, &["web", "store", "import", "referral", "event"])).into(),
+                ),
                 ..NewCustomer::default()
             }
         })
@@ -343,7 +441,8 @@ impl Generator {
                 break;
             }
         }
-        let others = (exponential(&mut rng, self.config.interactions_per_customer * 0.6)).round() as usize;
+        let others =
+            (exponential(&mut rng, self.config.interactions_per_customer * 0.6)).round() as usize;
         let window = (end - born).num_seconds().max(1);
         for _ in 0..others {
             let at = born + Duration::seconds(rng.i64(0..window));
@@ -363,24 +462,36 @@ impl Generator {
             let mut new = NewInteraction::new(customer.clone(), kind.clone());
             new.occurred_at = Some(at);
             match kind {
-                InteractionKind::Email | InteractionKind::Ticket | InteractionKind::Meeting | InteractionKind::Call => {
+                InteractionKind::Email
+                | InteractionKind::Ticket
+                | InteractionKind::Meeting
+                | InteractionKind::Call => {
                     new.subject = Some((*pick(&mut rng, SUBJECTS)).into());
-                    new.direction = Some(if rng.bool() { Direction::Inbound } else { Direction::Outbound });
-                    new.channel = Some(match kind {
-                        InteractionKind::Call => "phone",
-                        InteractionKind::Meeting => "in_person",
-                        _ => "email",
-                    }
-                    .into());
+                    new.direction = Some(if rng.bool() {
+                        Direction::Inbound
+                    } else {
+                        Direction::Outbound
+                    });
+                    new.channel = Some(
+                        match kind {
+                            InteractionKind::Call => "phone",
+                            InteractionKind::Meeting => "in_person",
+                            _ => "email",
+                        }
+                        .into(),
+                    );
                 }
                 InteractionKind::WebVisit => {
                     new.channel = Some("web".into());
-                    new.metadata = Some(serde_json::json!({ "page": format!("/products/{}", rng.u32(..200)) }));
+                    new.metadata = Some(
+                        serde_json::json!({ "page": format!("/products/{}", rng.u32(..200)) }),
+                    );
                 }
                 InteractionKind::SurveyResponse => {
                     new.channel = Some("email".into());
                     // Skewed high, as real NPS answers are.
-                    new.score = Some((10.0 - exponential(&mut rng, 2.0)).clamp(0.0, 10.0).round() as i32);
+                    new.score =
+                        Some((10.0 - exponential(&mut rng, 2.0)).clamp(0.0, 10.0).round() as i32);
                 }
                 _ => new.body = Some("Called about the offer; follow up next week.".into()),
             }
@@ -409,7 +520,11 @@ pub struct SynthSummary {
 
 /// Generates `config`'s data set into `crm` (organizations, people, then
 /// interactions), reporting progress of each import.
-pub fn populate(crm: &Crm, config: &SynthConfig, mut progress: Option<&mut dyn FnMut(&str, &ImportProgress)>) -> Result<SynthSummary> {
+pub fn populate(
+    crm: &Crm,
+    config: &SynthConfig,
+    mut progress: Option<&mut dyn FnMut(&str, &ImportProgress)>,
+) -> Result<SynthSummary> {
     let generator = Generator::new(config.clone());
     let options = ImportOptions::default();
     let mut report = |stage: &str, p: &ImportProgress| {
@@ -417,8 +532,11 @@ pub fn populate(crm: &Crm, config: &SynthConfig, mut progress: Option<&mut dyn F
             f(stage, p);
         }
     };
-    let organizations =
-        crm.import_customers(generator.organizations(), &options, Some(&mut |p| report("organizations", p)))?;
+    let organizations = crm.import_customers(
+        generator.organizations(),
+        &options,
+        Some(&mut |p| report("organizations", p)),
+    )?;
     let org_ids = (0..generator.organization_count())
         .map(|i| {
             crm.find_customer_by_external_id(&Generator::organization_external_id(i))?
@@ -426,9 +544,16 @@ pub fn populate(crm: &Crm, config: &SynthConfig, mut progress: Option<&mut dyn F
                 .ok_or(crate::Error::NotFound { entity: "customer" })
         })
         .collect::<Result<Vec<_>>>()?;
-    let people = crm.import_customers(generator.people(&org_ids), &options, Some(&mut |p| report("people", p)))?;
-    let interactions =
-        crm.import_interactions(generator.interactions(), &options, Some(&mut |p| report("interactions", p)))?;
+    let people = crm.import_customers(
+        generator.people(&org_ids),
+        &options,
+        Some(&mut |p| report("people", p)),
+    )?;
+    let interactions = crm.import_interactions(
+        generator.interactions(),
+        &options,
+        Some(&mut |p| report("interactions", p)),
+    )?;
     Ok(SynthSummary {
         organizations: organizations.inserted,
         people: people.inserted,
@@ -451,7 +576,12 @@ mod tests {
                     bad.push(p);
                 }
             }
-            assert!(bad.is_empty(), "{country}: {} invalid, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+            assert!(
+                bad.is_empty(),
+                "{country}: {} invalid, e.g. {:?}",
+                bad.len(),
+                &bad[..bad.len().min(5)]
+            );
         }
     }
 }

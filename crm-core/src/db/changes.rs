@@ -40,14 +40,17 @@ fn from_row(row: &rusqlite::Row<'_>) -> Result<Change> {
     let entity: String = row.get("entity")?;
     let op: String = row.get("op")?;
     let id: Vec<u8> = row.get("entity_id")?;
-    let id = uuid::Uuid::from_slice(&id).map_err(|_| Error::Storage("malformed id in the change log".into()))?;
+    let id = uuid::Uuid::from_slice(&id)
+        .map_err(|_| Error::Storage("malformed id in the change log".into()))?;
     let fields: Option<String> = row.get("fields")?;
     Ok(Change {
         seq: row.get("seq")?,
         at: from_micros(row.get("at")?)?,
-        entity: EntityKind::parse(&entity).ok_or_else(|| Error::Storage("unknown entity in the change log".into()))?,
+        entity: EntityKind::parse(&entity)
+            .ok_or_else(|| Error::Storage("unknown entity in the change log".into()))?,
         entity_id: id.hyphenated().to_string(),
-        op: ChangeOp::parse(&op).ok_or_else(|| Error::Storage("unknown op in the change log".into()))?,
+        op: ChangeOp::parse(&op)
+            .ok_or_else(|| Error::Storage("unknown op in the change log".into()))?,
         fields: match fields {
             Some(f) => super::from_json(&f, "changes.fields")?,
             None => Vec::new(),
@@ -58,7 +61,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> Result<Change> {
 }
 
 pub(crate) fn since(conn: &Connection, after_seq: i64, limit: u32) -> Result<Vec<Change>> {
-    let mut stmt = conn.prepare_cached("SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")?;
     let mut rows = stmt.query(params![after_seq, limit])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {

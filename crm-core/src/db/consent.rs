@@ -21,7 +21,8 @@ fn from_row(row: &Row<'_>) -> Result<ConsentRecord> {
         customer_id: CustomerId::from_slice(&customer)?,
         purpose: row.get("purpose")?,
         channel: row.get("channel")?,
-        status: ConsentStatus::parse(&status).map_err(|_| Error::Storage("unknown consent status".into()))?,
+        status: ConsentStatus::parse(&status)
+            .map_err(|_| Error::Storage("unknown consent status".into()))?,
         legal_basis: basis
             .map(|b| LegalBasis::parse(&b))
             .transpose()
@@ -32,7 +33,12 @@ fn from_row(row: &Row<'_>) -> Result<ConsentRecord> {
     })
 }
 
-pub(crate) fn insert(conn: &Connection, ctx: &ChangeContext, customer_rowid: i64, r: &ConsentRecord) -> Result<()> {
+pub(crate) fn insert(
+    conn: &Connection,
+    ctx: &ChangeContext,
+    customer_rowid: i64,
+    r: &ConsentRecord,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO consents (id, customer_rowid, purpose, channel, status, legal_basis, source, proof, recorded_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -48,7 +54,15 @@ pub(crate) fn insert(conn: &Connection, ctx: &ChangeContext, customer_rowid: i64
         r.proof,
         to_micros(r.recorded_at),
     ])?;
-    changes::append(conn, ctx, r.recorded_at, EntityKind::Consent, r.id.as_bytes(), ChangeOp::Created, &[])?;
+    changes::append(
+        conn,
+        ctx,
+        r.recorded_at,
+        EntityKind::Consent,
+        r.id.as_bytes(),
+        ChangeOp::Created,
+        &[],
+    )?;
     Ok(())
 }
 
@@ -70,7 +84,11 @@ pub(crate) fn current(
     rows.next()?.map(from_row).transpose()
 }
 
-pub(crate) fn history(conn: &Connection, customer_rowid: i64, purpose: Option<&str>) -> Result<Vec<ConsentRecord>> {
+pub(crate) fn history(
+    conn: &Connection,
+    customer_rowid: i64,
+    purpose: Option<&str>,
+) -> Result<Vec<ConsentRecord>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM consents k WHERE k.customer_rowid = ?1 AND (?2 IS NULL OR k.purpose = ?2) \
          ORDER BY k.recorded_at DESC, k.rowid DESC"

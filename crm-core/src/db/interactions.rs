@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
-use super::{changes, customers, from_micros, to_micros};
+use super::{changes, customers, from_micros, search, to_micros};
 use crate::error::{Error, Result};
 use crate::model::change::{ChangeContext, ChangeOp, EntityKind};
 use crate::model::ids::{CustomerId, InteractionId};
-use crate::model::interaction::{CustomerRef, Direction, Interaction, InteractionKind, ValidInteraction};
+use crate::model::interaction::{
+    CustomerRef, Direction, Interaction, InteractionKind, ValidInteraction,
+};
 use crate::model::normalize;
 
 pub(crate) const COLUMNS: &str = "i.rowid AS rowid, i.id, \
@@ -24,7 +26,8 @@ pub(crate) fn from_row(row: &Row<'_>) -> Result<Interaction> {
     Ok(Interaction {
         id: InteractionId::from_slice(&id)?,
         customer_id: CustomerId::from_slice(&customer)?,
-        kind: InteractionKind::parse(&kind).map_err(|_| Error::Storage("unknown interaction kind".into()))?,
+        kind: InteractionKind::parse(&kind)
+            .map_err(|_| Error::Storage("unknown interaction kind".into()))?,
         channel: row.get("channel")?,
         direction: direction
             .map(|d| Direction::parse(&d))
@@ -38,18 +41,24 @@ pub(crate) fn from_row(row: &Row<'_>) -> Result<Interaction> {
         product: row.get("product")?,
         quantity: row.get("quantity")?,
         score: row.get("score")?,
-        metadata: metadata.map(|m| super::from_json(&m, "metadata")).transpose()?,
+        metadata: metadata
+            .map(|m| super::from_json(&m, "metadata"))
+            .transpose()?,
         created_at: from_micros(row.get("created_at")?)?,
     })
 }
 
 /// Finds the customer an interaction names: `(rowid, id)`.
-pub(crate) fn resolve_customer(conn: &Connection, customer: &CustomerRef) -> Result<(i64, CustomerId)> {
+pub(crate) fn resolve_customer(
+    conn: &Connection,
+    customer: &CustomerRef,
+) -> Result<(i64, CustomerId)> {
     let found = match customer {
         CustomerRef::Id(id) => customers::rowid_of(conn, *id)?.map(|r| (r, *id)),
         CustomerRef::ExternalId(ext) => customers::rowid_by_external_id(conn, ext.trim())?,
         CustomerRef::Email(email) => {
-            let email = normalize::email(email).map_err(|r| Error::validation("customer_email", r))?;
+            let email =
+                normalize::email(email).map_err(|r| Error::validation("customer_email", r))?;
             customers::rowid_by_email(conn, &email)?
         }
     };
@@ -63,6 +72,7 @@ pub(crate) fn insert(
     v: &ValidInteraction,
     id: InteractionId,
     now: DateTime<Utc>,
+    deferred: bool,
 ) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO interactions (id, customer_rowid, kind, channel, direction, occurred_at, subject, body, \
@@ -86,7 +96,21 @@ pub(crate) fn insert(
         v.metadata,
         to_micros(now),
     ])?;
-    changes::append(conn, ctx, now, EntityKind::Interaction, id.as_bytes(), ChangeOp::Created, &[])?;
+    let rowid = conn.last_insert_rowid();
+    if !deferred {
+        changes::append(
+            conn,
+            ctx,
+            now,
+            EntityKind::Interaction,
+            id.as_bytes(),
+            ChangeOp::Created,
+            &[],
+        )?;
+        if let Some(subject) = &v.subject {
+            search::index_interaction(conn, rowid, subject)?;
+        }
+    }
     Ok(())
 }
 
@@ -116,7 +140,13 @@ pub(crate) fn timeline(
     sql.push_str(" ORDER BY i.occurred_at DESC, i.rowid DESC LIMIT ?5");
     let (t, r) = before.unwrap_or((0, 0));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![customer_rowid, t, r, kind.map(InteractionKind::as_str), limit])?;
+    let mut rows = stmt.query(params![
+        customer_rowid,
+        t,
+        r,
+        kind.map(InteractionKind::as_str),
+        limit
+    ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get("rowid")?;

@@ -21,6 +21,47 @@ use crate::error::{Error, Result};
 
 const MAX_IDLE_READERS: usize = 4;
 
+/// State of a bulk insert: rows are written without their change-log entry
+/// and search-index entry, which [`finish_bulk`] adds for all of them in one
+/// pass; attribute types are looked up once per import.
+#[derive(Default)]
+pub(crate) struct Bulk {
+    pub attribute_types: std::collections::HashMap<String, crate::model::customer::AttributeType>,
+}
+
+impl Bulk {
+    /// A row was rolled back: definitions it added may be gone, so forget
+    /// what was learnt (it is looked up again).
+    pub fn row_rolled_back(&mut self) {
+        self.attribute_types.clear();
+    }
+}
+
+/// Adds the change-log entries and search-index entries of every row of
+/// `table` (`customers` or `interactions`) from `first_rowid` on.
+pub(crate) fn finish_bulk(
+    conn: &Connection,
+    ctx: &crate::model::change::ChangeContext,
+    table: &str,
+    first_rowid: i64,
+) -> Result<()> {
+    let entity = match table {
+        "customers" => crate::model::change::EntityKind::Customer,
+        _ => crate::model::change::EntityKind::Interaction,
+    };
+    conn.prepare_cached(&format!(
+        "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) \
+         SELECT created_at, ?, id, 'created', NULL, ?, ? FROM {table} WHERE rowid >= ? ORDER BY rowid"
+    ))?
+    .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, first_rowid])?;
+    match entity {
+        crate::model::change::EntityKind::Customer => {
+            search::index_customers_from(conn, first_rowid)
+        }
+        _ => search::index_interactions_from(conn, first_rowid),
+    }
+}
+
 pub(crate) struct Database {
     writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
@@ -40,7 +81,9 @@ impl Database {
         let mut conn = match path {
             Some(p) => Connection::open_with_flags(
                 p,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?,
             None => Connection::open_in_memory()?,
         };
@@ -127,5 +170,6 @@ pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>> {
 
 /// A JSON column decoded, or a storage error naming the column.
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|_| Error::Storage(format!("malformed JSON in column {column}")))
+    serde_json::from_str(text)
+        .map_err(|_| Error::Storage(format!("malformed JSON in column {column}")))
 }

@@ -39,7 +39,9 @@ pub(crate) fn configure(conn: &Connection, busy_timeout_ms: u32, writer: bool) -
 pub(crate) fn enable_wal(conn: &Connection) -> Result<()> {
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-        return Err(Error::Storage(format!("could not enable WAL (journal mode is {mode})")));
+        return Err(Error::Storage(format!(
+            "could not enable WAL (journal mode is {mode})"
+        )));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
@@ -93,7 +95,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 
 fn check_application_id(conn: &Connection) -> Result<()> {
     let id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-    if id == APPLICATION_ID { Ok(()) } else { Err(Error::Corrupt) }
+    if id == APPLICATION_ID {
+        Ok(())
+    } else {
+        Err(Error::Corrupt)
+    }
 }
 
 #[cfg(test)]
@@ -113,9 +119,11 @@ mod tests {
     #[test]
     fn upgrading_a_frozen_v1_database_equals_a_fresh_one() {
         let mut old = Connection::open_in_memory().unwrap();
-        old.execute_batch(include_str!("../../../tests/fixtures/schema_v1.sql")).unwrap();
+        old.execute_batch(include_str!("../../../tests/fixtures/schema_v1.sql"))
+            .unwrap();
         old.pragma_update(None, "user_version", 1).unwrap();
-        old.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        old.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
         old.execute_batch(
             "INSERT INTO customers (id, kind, name, lifecycle_stage, created_at, updated_at)
              VALUES (x'0190b8b1c2d37e4f8a9b0c1d2e3f4051', 'person', 'Ana Novak', 'lead', 0, 0);
@@ -132,11 +140,19 @@ mod tests {
         assert_eq!(user_version(&old).unwrap(), SCHEMA_VERSION);
         // Rows from v1 are searchable after the upgrade.
         let hits: i64 = old
-            .query_row("SELECT count(*) FROM customer_search WHERE customer_search MATCH 'novak'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM customer_search WHERE customer_search MATCH 'novak'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(hits, 1);
         let hits: i64 = old
-            .query_row("SELECT count(*) FROM interaction_search WHERE interaction_search MATCH 'welcome'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM interaction_search WHERE interaction_search MATCH 'welcome'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(hits, 1);
     }
@@ -144,19 +160,27 @@ mod tests {
     #[test]
     fn a_newer_database_is_refused_and_left_untouched() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         let err = migrate(&mut conn).unwrap_err();
-        assert!(matches!(err, Error::IncompatibleDatabase { found, .. } if found == SCHEMA_VERSION + 1));
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
+        assert!(
+            matches!(err, Error::IncompatibleDatabase { found, .. } if found == SCHEMA_VERSION + 1)
+        );
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(tables, 0);
     }
 
     #[test]
     fn a_foreign_database_is_refused_and_left_untouched() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT)")
+            .unwrap();
         assert!(matches!(migrate(&mut conn), Err(Error::Corrupt)));
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).unwrap();
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(tables, 1);
     }
 

@@ -23,14 +23,24 @@ pub(crate) fn fts_query(input: &str) -> Result<String> {
     Ok(words
         .iter()
         .enumerate()
-        .map(|(i, w)| if i == last { format!("\"{w}\"*") } else { format!("\"{w}\"") })
+        .map(|(i, w)| {
+            if i == last {
+                format!("\"{w}\"*")
+            } else {
+                format!("\"{w}\"")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" "))
 }
 
 /// Customers matching on their own fields, best first (BM25, the name
 /// weighing most).
-pub(crate) fn customers(conn: &Connection, query: &str, limit: u32) -> Result<Vec<(f64, Customer)>> {
+pub(crate) fn customers(
+    conn: &Connection,
+    query: &str,
+    limit: u32,
+) -> Result<Vec<(f64, Customer)>> {
     let sql = format!(
         "SELECT {cols}, bm25(customer_search, 10.0, 5.0, 5.0, 2.0) AS rank \
          FROM customer_search JOIN customers c ON c.rowid = customer_search.rowid \
@@ -64,9 +74,86 @@ pub(crate) fn interactions(
     while let Some(row) = rows.next()? {
         let rank: f64 = row.get(0)?;
         let id: Vec<u8> = row.get(2)?;
-        out.push((-rank, row.get(1)?, InteractionId::from_slice(&id)?, row.get(3)?));
+        out.push((
+            -rank,
+            row.get(1)?,
+            InteractionId::from_slice(&id)?,
+            row.get(3)?,
+        ));
     }
     Ok(out)
+}
+
+const CUSTOMER_DOCUMENT: &str = "SELECT c.rowid, c.name, c.emails, c.phones, \
+    (SELECT o.name FROM customers o WHERE o.rowid = c.organization_rowid) FROM customers c";
+
+/// (Re)indexes one customer; for an organization, also the organization
+/// name its people are found by.
+pub(crate) fn index_customer(conn: &Connection, rowid: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM customer_search WHERE rowid = ?")?
+        .execute([rowid])?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO customer_search (rowid, name, emails, phones, organization) {CUSTOMER_DOCUMENT} WHERE c.rowid = ?"
+    ))?
+    .execute([rowid])?;
+    conn.prepare_cached(
+        "UPDATE customer_search SET organization = (SELECT name FROM customers WHERE rowid = ?1) \
+         WHERE rowid IN (SELECT rowid FROM customers WHERE organization_rowid = ?1)",
+    )?
+    .execute([rowid])?;
+    Ok(())
+}
+
+/// Indexes every customer with a rowid of at least `first_rowid` (the rows a
+/// bulk import added), in one statement.
+pub(crate) fn index_customers_from(conn: &Connection, first_rowid: i64) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO customer_search (rowid, name, emails, phones, organization) {CUSTOMER_DOCUMENT} WHERE c.rowid >= ?"
+    ))?
+    .execute([first_rowid])?;
+    Ok(())
+}
+
+/// Removes a customer and their interactions from the index (before the
+/// customer is deleted); their people no longer show the organization.
+pub(crate) fn unindex_customer(conn: &Connection, rowid: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM customer_search WHERE rowid = ?")?
+        .execute([rowid])?;
+    conn.prepare_cached(
+        "DELETE FROM interaction_search WHERE rowid IN \
+         (SELECT rowid FROM interactions WHERE customer_rowid = ? AND subject IS NOT NULL)",
+    )?
+    .execute([rowid])?;
+    conn.prepare_cached(
+        "UPDATE customer_search SET organization = NULL \
+         WHERE rowid IN (SELECT rowid FROM customers WHERE organization_rowid = ?)",
+    )?
+    .execute([rowid])?;
+    Ok(())
+}
+
+/// Indexes one interaction's subject.
+pub(crate) fn index_interaction(conn: &Connection, rowid: i64, subject: &str) -> Result<()> {
+    conn.prepare_cached("INSERT INTO interaction_search (rowid, subject) VALUES (?, ?)")?
+        .execute(params![rowid, subject])?;
+    Ok(())
+}
+
+/// Indexes the subjects of every interaction with a rowid of at least
+/// `first_rowid`, in one statement.
+pub(crate) fn index_interactions_from(conn: &Connection, first_rowid: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO interaction_search (rowid, subject) \
+         SELECT rowid, subject FROM interactions WHERE rowid >= ? AND subject IS NOT NULL",
+    )?
+    .execute([first_rowid])?;
+    Ok(())
+}
+
+/// The rowid the next inserted row of `table` will get.
+pub(crate) fn next_rowid(conn: &Connection, table: &str) -> Result<i64> {
+    let sql = format!("SELECT coalesce(max(rowid), 0) + 1 FROM {table}");
+    Ok(conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
 }
 
 #[cfg(test)]
@@ -76,7 +163,10 @@ mod tests {
 
     #[test]
     fn fts_syntax_in_input_is_plain_text() {
-        assert_eq!(fts_query("ana NOT novak").unwrap(), "\"ana\" \"NOT\" \"novak\"*");
+        assert_eq!(
+            fts_query("ana NOT novak").unwrap(),
+            "\"ana\" \"NOT\" \"novak\"*"
+        );
         assert_eq!(fts_query("\"ana*").unwrap(), "\"ana\"*");
         assert!(fts_query("  ** ").is_err());
     }

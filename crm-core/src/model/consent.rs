@@ -36,7 +36,10 @@ impl ConsentStatus {
             "granted" => Ok(ConsentStatus::Granted),
             "denied" => Ok(ConsentStatus::Denied),
             "withdrawn" => Ok(ConsentStatus::Withdrawn),
-            _ => Err(Error::validation("status", "must be granted, denied or withdrawn")),
+            _ => Err(Error::validation(
+                "status",
+                "must be granted, denied or withdrawn",
+            )),
         }
     }
 }
@@ -81,7 +84,12 @@ impl LegalBasis {
             "vital_interests" => LegalBasis::VitalInterests,
             "public_task" => LegalBasis::PublicTask,
             "legitimate_interests" => LegalBasis::LegitimateInterests,
-            _ => return Err(Error::validation("legal_basis", "must be a GDPR article 6 basis, e.g. consent")),
+            _ => {
+                return Err(Error::validation(
+                    "legal_basis",
+                    "must be a GDPR article 6 basis, e.g. consent",
+                ));
+            }
         })
     }
 }
@@ -152,22 +160,43 @@ impl NewConsent {
 
 /// Validates a purpose or channel name: a lower-case identifier.
 pub(crate) fn identifier(field: &str, raw: &str) -> Result<String> {
-    normalize::attribute_key(&raw.trim().to_ascii_lowercase())
-        .map_err(|_| Error::validation(field, "must be a lower-case identifier such as email_marketing"))
+    normalize::attribute_key(&raw.trim().to_ascii_lowercase()).map_err(|_| {
+        Error::validation(
+            field,
+            "must be a lower-case identifier such as email_marketing",
+        )
+    })
 }
 
 impl NewConsent {
-    pub(crate) fn validate(&self) -> Result<(String, Option<String>, Option<String>, Option<String>)> {
+    pub(crate) fn validate(
+        &self,
+    ) -> Result<(String, Option<String>, Option<String>, Option<String>)> {
         let purpose = identifier("purpose", &self.purpose)?;
-        let channel = match self.channel.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let channel = match self
+            .channel
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(c) => Some(identifier("channel", c)?),
             None => None,
         };
-        let source = match self.source.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let source = match self
+            .source
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(s) => Some(normalize::text(s, 256).map_err(|r| Error::validation("source", r))?),
             None => None,
         };
-        let proof = match self.proof.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let proof = match self
+            .proof
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(p) => Some(normalize::text(p, 10_000).map_err(|r| Error::validation("proof", r))?),
             None => None,
         };

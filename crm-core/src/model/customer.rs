@@ -47,7 +47,10 @@ impl CustomerKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "person" => Ok(CustomerKind::Person),
             "organization" | "organisation" | "org" => Ok(CustomerKind::Organization),
-            _ => Err(Error::validation("kind", "must be 'person' or 'organization'")),
+            _ => Err(Error::validation(
+                "kind",
+                "must be 'person' or 'organization'",
+            )),
         }
     }
 }
@@ -105,7 +108,10 @@ impl AttributeType {
             "number" => Ok(AttributeType::Number),
             "bool" => Ok(AttributeType::Bool),
             "date" => Ok(AttributeType::Date),
-            _ => Err(Error::validation("attribute_type", "must be text, number, bool or date")),
+            _ => Err(Error::validation(
+                "attribute_type",
+                "must be text, number, bool or date",
+            )),
         }
     }
 }
@@ -177,13 +183,18 @@ impl AttributeValue {
 }
 
 impl Serialize for AttributeValue {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         self.to_json().serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for AttributeValue {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -398,7 +409,9 @@ fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<Strin
     match value {
         None => Ok(None),
         Some(v) if v.trim().is_empty() => Ok(None),
-        Some(v) => normalize::text(v, max).map(Some).map_err(|r| Error::validation(field, r)),
+        Some(v) => normalize::text(v, max)
+            .map(Some)
+            .map_err(|r| Error::validation(field, r)),
     }
 }
 
@@ -417,15 +430,25 @@ impl Normalizer {
         let first = opt_text("first_name", first, MAX_NAME_LEN)?;
         let last = opt_text("last_name", last, MAX_NAME_LEN)?;
         if kind == CustomerKind::Organization && (first.is_some() || last.is_some()) {
-            return Err(Error::validation("first_name", "an organization has only a name"));
+            return Err(Error::validation(
+                "first_name",
+                "an organization has only a name",
+            ));
         }
         let name = match opt_text("name", name, MAX_NAME_LEN)? {
             Some(n) => n,
             None => match (&first, &last) {
                 (None, None) => {
-                    return Err(Error::validation("name", "is empty (give a name, or a first or last name)"));
+                    return Err(Error::validation(
+                        "name",
+                        "is empty (give a name, or a first or last name)",
+                    ));
                 }
-                (f, l) => [f.as_deref(), l.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" "),
+                (f, l) => [f.as_deref(), l.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             },
         };
         Ok((name, first, last))
@@ -437,7 +460,8 @@ impl Normalizer {
         }
         let mut out: Vec<String> = Vec::with_capacity(raw.len());
         for (i, e) in raw.iter().enumerate() {
-            let email = normalize::email(e).map_err(|r| Error::validation(format!("emails[{i}]"), r))?;
+            let email =
+                normalize::email(e).map_err(|r| Error::validation(format!("emails[{i}]"), r))?;
             if !out.contains(&email) {
                 out.push(email);
             }
@@ -468,11 +492,21 @@ impl Normalizer {
             .enumerate()
             .map(|(i, a)| {
                 let f = |name: &str, v: &Option<String>| {
-                    opt_text(&format!("addresses[{i}].{name}"), v.as_deref(), MAX_SHORT_TEXT)
+                    opt_text(
+                        &format!("addresses[{i}].{name}"),
+                        v.as_deref(),
+                        MAX_SHORT_TEXT,
+                    )
                 };
-                let country = match a.country.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                let country = match a
+                    .country
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     Some(c) => Some(
-                        normalize::country(c).map_err(|r| Error::validation(format!("addresses[{i}].country"), r))?,
+                        normalize::country(c)
+                            .map_err(|r| Error::validation(format!("addresses[{i}].country"), r))?,
                     ),
                     None => None,
                 };
@@ -501,14 +535,18 @@ impl Normalizer {
 
     pub fn locale(&self, v: Option<&str>) -> Result<Option<String>> {
         match v.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(l) => normalize::locale(l).map(Some).map_err(|r| Error::validation("locale", r)),
+            Some(l) => normalize::locale(l)
+                .map(Some)
+                .map_err(|r| Error::validation("locale", r)),
             None => Ok(None),
         }
     }
 
     pub fn country(&self, v: Option<&str>) -> Result<Option<String>> {
         match v.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(c) => normalize::country(c).map(Some).map_err(|r| Error::validation("country", r)),
+            Some(c) => normalize::country(c)
+                .map(Some)
+                .map_err(|r| Error::validation("country", r)),
             None => Ok(None),
         }
     }
@@ -532,8 +570,9 @@ impl Normalizer {
             None => Ok(DEFAULT_LIFECYCLE_STAGE.to_string()),
             Some(s) => {
                 let stage = s.to_ascii_lowercase();
-                normalize::attribute_key(&stage)
-                    .map_err(|_| Error::validation("lifecycle_stage", "must be a lower-case identifier"))
+                normalize::attribute_key(&stage).map_err(|_| {
+                    Error::validation("lifecycle_stage", "must be a lower-case identifier")
+                })
             }
         }
     }
@@ -545,11 +584,13 @@ impl Normalizer {
     /// Checks keys and values of attributes (types are reconciled with the
     /// stored definitions by the store).
     pub fn attribute(&self, key: &str, value: &AttributeValue) -> Result<String> {
-        let key = normalize::attribute_key(key).map_err(|r| Error::validation(format!("attributes.{key}"), r))?;
+        let key = normalize::attribute_key(key)
+            .map_err(|r| Error::validation(format!("attributes.{key}"), r))?;
         match value {
-            AttributeValue::Number(n) if !n.is_finite() => {
-                Err(Error::validation(format!("attributes.{key}"), "must be a finite number"))
-            }
+            AttributeValue::Number(n) if !n.is_finite() => Err(Error::validation(
+                format!("attributes.{key}"),
+                "must be a finite number",
+            )),
             AttributeValue::Text(s) => normalize::check_length(s, MAX_ATTRIBUTE_TEXT)
                 .map(|_| key.clone())
                 .map_err(|r| Error::validation(format!("attributes.{key}"), r)),
@@ -570,7 +611,10 @@ impl Normalizer {
             new.last_name.as_deref(),
         )?;
         if new.kind == CustomerKind::Organization && new.organization_id.is_some() {
-            return Err(Error::validation("organization_id", "an organization can't belong to an organization"));
+            return Err(Error::validation(
+                "organization_id",
+                "an organization can't belong to an organization",
+            ));
         }
         let mut attributes = BTreeMap::new();
         if new.attributes.len() > MAX_ATTRIBUTES {
@@ -605,7 +649,12 @@ impl Normalizer {
 
     /// Applies `patch` to `customer`, returning the names of the fields whose
     /// value actually changed (empty: nothing to write).
-    pub fn apply_patch(&self, customer: &mut Customer, patch: &CustomerPatch, now: DateTime<Utc>) -> Result<Vec<&'static str>> {
+    pub fn apply_patch(
+        &self,
+        customer: &mut Customer,
+        patch: &CustomerPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<&'static str>> {
         let mut next = customer.clone();
         if patch.name.is_some() || patch.first_name.is_some() || patch.last_name.is_some() {
             let first = match &patch.first_name {
@@ -618,18 +667,26 @@ impl Normalizer {
             };
             // A new first or last name without a new display name re-derives
             // the display name only if it was derived before.
-            let derived_before = [customer.first_name.as_deref(), customer.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ")
+            let derived_before = [
+                customer.first_name.as_deref(),
+                customer.last_name.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
                 == customer.name;
             let name = match &patch.name {
                 Some(n) => Some(n.clone()),
                 None if derived_before => None,
                 None => Some(next.name.clone()),
             };
-            let (n, f, l) = self.name_parts(next.kind, name.as_deref(), first.as_deref(), last.as_deref())?;
+            let (n, f, l) = self.name_parts(
+                next.kind,
+                name.as_deref(),
+                first.as_deref(),
+                last.as_deref(),
+            )?;
             next.name = n;
             next.first_name = f;
             next.last_name = l;
@@ -639,7 +696,10 @@ impl Normalizer {
         }
         if let Some(v) = &patch.organization_id {
             if next.kind == CustomerKind::Organization && v.is_some() {
-                return Err(Error::validation("organization_id", "an organization can't belong to an organization"));
+                return Err(Error::validation(
+                    "organization_id",
+                    "an organization can't belong to an organization",
+                ));
             }
             next.organization_id = *v;
         }
@@ -668,7 +728,8 @@ impl Normalizer {
             next.attributes.remove(key.trim());
         }
         for (key, value) in &patch.set_attributes {
-            next.attributes.insert(self.attribute(key, value)?, value.clone());
+            next.attributes
+                .insert(self.attribute(key, value)?, value.clone());
         }
         if next.attributes.len() > MAX_ATTRIBUTES {
             return Err(Error::validation("attributes", "more than 256 attributes"));
@@ -690,8 +751,22 @@ impl Normalizer {
             };
         }
         diff!(
-            external_id, name, first_name, last_name, organization_id, emails, phones, addresses, birth_date,
-            locale, country, tags, attributes, lifecycle_stage, owner, source
+            external_id,
+            name,
+            first_name,
+            last_name,
+            organization_id,
+            emails,
+            phones,
+            addresses,
+            birth_date,
+            locale,
+            country,
+            tags,
+            attributes,
+            lifecycle_stage,
+            owner,
+            source
         );
         if !changed.is_empty() {
             next.updated_at = now;
@@ -729,10 +804,18 @@ mod tests {
 
     #[test]
     fn an_empty_name_is_rejected() {
-        let err = norm().new_customer(&NewCustomer::default(), Utc::now()).unwrap_err();
+        let err = norm()
+            .new_customer(&NewCustomer::default(), Utc::now())
+            .unwrap_err();
         assert!(matches!(err, Error::Validation { ref field, .. } if field == "name"));
         let err = norm()
-            .new_customer(&NewCustomer { name: Some("   ".into()), ..Default::default() }, Utc::now())
+            .new_customer(
+                &NewCustomer {
+                    name: Some("   ".into()),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::Validation { ref field, .. } if field == "name"));
     }
@@ -768,7 +851,14 @@ mod tests {
             )
             .unwrap();
         let changed = n
-            .apply_patch(&mut c, &CustomerPatch { last_name: Some(Some("Kovač".into())), ..Default::default() }, Utc::now())
+            .apply_patch(
+                &mut c,
+                &CustomerPatch {
+                    last_name: Some(Some("Kovač".into())),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
             .unwrap();
         assert_eq!(c.name, "Ana Kovač");
         assert_eq!(changed, vec!["name", "last_name"]);
@@ -777,10 +867,25 @@ mod tests {
     #[test]
     fn a_patch_that_changes_nothing_reports_nothing() {
         let n = norm();
-        let mut c = n.new_customer(&NewCustomer { name: Some("Acme".into()), ..Default::default() }, Utc::now()).unwrap();
+        let mut c = n
+            .new_customer(
+                &NewCustomer {
+                    name: Some("Acme".into()),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+            .unwrap();
         let before = c.clone();
         let changed = n
-            .apply_patch(&mut c, &CustomerPatch { name: Some("Acme".into()), ..Default::default() }, Utc::now())
+            .apply_patch(
+                &mut c,
+                &CustomerPatch {
+                    name: Some("Acme".into()),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
             .unwrap();
         assert!(changed.is_empty());
         assert_eq!(c, before);
@@ -789,11 +894,21 @@ mod tests {
     #[test]
     fn attribute_values_coerce_only_losslessly() {
         assert_eq!(
-            AttributeValue::Text("2024-02-29".into()).coerce(AttributeType::Date).unwrap(),
+            AttributeValue::Text("2024-02-29".into())
+                .coerce(AttributeType::Date)
+                .unwrap(),
             AttributeValue::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap())
         );
-        assert!(AttributeValue::Text("soon".into()).coerce(AttributeType::Date).is_err());
-        assert!(AttributeValue::Bool(true).coerce(AttributeType::Number).is_err());
+        assert!(
+            AttributeValue::Text("soon".into())
+                .coerce(AttributeType::Date)
+                .is_err()
+        );
+        assert!(
+            AttributeValue::Bool(true)
+                .coerce(AttributeType::Number)
+                .is_err()
+        );
         let v: AttributeValue = serde_json::from_str(r#"{"date":"2024-01-31"}"#).unwrap();
         assert_eq!(v.attribute_type(), AttributeType::Date);
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{CustomerId, InteractionId};
@@ -82,8 +82,9 @@ impl InteractionKind {
             "social" | "social_mention" => InteractionKind::Social,
             "survey_response" | "survey" => InteractionKind::SurveyResponse,
             _ => {
-                let key = normalize::attribute_key(&lowered)
-                    .map_err(|_| Error::validation("kind", "must be a known kind or a lower-case identifier"))?;
+                let key = normalize::attribute_key(&lowered).map_err(|_| {
+                    Error::validation("kind", "must be a known kind or a lower-case identifier")
+                })?;
                 InteractionKind::Custom(key)
             }
         })
@@ -97,13 +98,18 @@ impl fmt::Display for InteractionKind {
 }
 
 impl Serialize for InteractionKind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for InteractionKind {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         InteractionKind::parse(&s).map_err(serde::de::Error::custom)
     }
@@ -133,7 +139,10 @@ impl Direction {
         match s.trim().to_ascii_lowercase().as_str() {
             "inbound" | "in" => Ok(Direction::Inbound),
             "outbound" | "out" => Ok(Direction::Outbound),
-            _ => Err(Error::validation("direction", "must be 'inbound' or 'outbound'")),
+            _ => Err(Error::validation(
+                "direction",
+                "must be 'inbound' or 'outbound'",
+            )),
         }
     }
 }
@@ -285,7 +294,9 @@ pub(crate) struct ValidInteraction {
 
 fn opt(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>> {
     match v {
-        Some(s) if !s.trim().is_empty() => normalize::text(s, max).map(Some).map_err(|r| Error::validation(field, r)),
+        Some(s) if !s.trim().is_empty() => normalize::text(s, max)
+            .map(Some)
+            .map_err(|r| Error::validation(field, r)),
         _ => Ok(None),
     }
 }
@@ -293,12 +304,20 @@ fn opt(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>> {
 impl NewInteraction {
     /// Validates every field except the customer reference.
     pub(crate) fn validate(&self, now: DateTime<Utc>) -> Result<ValidInteraction> {
-        let currency = match self.currency.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let currency = match self
+            .currency
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(c) => Some(normalize::currency(c).map_err(|r| Error::validation("currency", r))?),
             None => None,
         };
         if self.amount_minor.is_some() && currency.is_none() {
-            return Err(Error::validation("currency", "is required when an amount is given"));
+            return Err(Error::validation(
+                "currency",
+                "is required when an amount is given",
+            ));
         }
         if let Some(score) = self.score {
             if !(0..=10).contains(&score) {
@@ -323,7 +342,8 @@ impl NewInteraction {
         };
         let body = match self.body.as_deref() {
             Some(b) if !b.trim().is_empty() => {
-                normalize::check_length(b, MAX_BODY_LEN).map_err(|r| Error::validation("body", r))?;
+                normalize::check_length(b, MAX_BODY_LEN)
+                    .map_err(|r| Error::validation("body", r))?;
                 Some(b.to_string())
             }
             _ => None,
@@ -332,7 +352,7 @@ impl NewInteraction {
             kind: self.kind.clone(),
             channel: opt("channel", self.channel.as_deref(), 64)?.map(|c| c.to_lowercase()),
             direction: self.direction,
-            occurred_at: self.occurred_at.unwrap_or(now),
+            occurred_at: self.occurred_at.map_or(now, |t| t.trunc_subsecs(6)),
             subject: opt("subject", self.subject.as_deref(), MAX_SUBJECT_LEN)?,
             body,
             amount_minor: self.amount_minor,

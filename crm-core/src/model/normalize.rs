@@ -25,10 +25,13 @@ pub fn email(raw: &str) -> Result<String, &'static str> {
         return Err("is longer than 254 characters");
     }
     let lowered = trimmed.to_lowercase();
-    let parsed = email_address::EmailAddress::from_str(&lowered)
-        .map_err(|_| "not a valid email address")?;
+    let parsed =
+        email_address::EmailAddress::from_str(&lowered).map_err(|_| "not a valid email address")?;
     // Display names ("Ana <ana@x.com>") parse too; only a bare address is an email.
-    if parsed.email() != lowered || lowered.contains(char::is_whitespace) || !parsed.domain().contains('.') {
+    if parsed.email() != lowered
+        || lowered.contains(char::is_whitespace)
+        || !parsed.domain().contains('.')
+    {
         return Err("not a valid email address");
     }
     Ok(lowered)
@@ -130,8 +133,14 @@ pub fn amount_to_minor(raw: &str, currency_code: &str) -> Result<i64, &'static s
             .ok_or(overflow)?;
     }
     for i in 0..exponent as usize {
-        let digit = fraction.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
-        minor = minor.checked_mul(10).and_then(|m| m.checked_add(digit)).ok_or(overflow)?;
+        let digit = fraction
+            .as_bytes()
+            .get(i)
+            .map_or(0, |b| i64::from(b - b'0'));
+        minor = minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(digit))
+            .ok_or(overflow)?;
     }
     Ok(if negative { -minor } else { minor })
 }
@@ -212,7 +221,8 @@ pub fn attribute_key(raw: &str) -> Result<String, &'static str> {
     let key = raw.trim();
     let mut bytes = key.bytes();
     let first_ok = matches!(bytes.next(), Some(b'a'..=b'z' | b'_'));
-    if !first_ok || key.len() > 64 || !bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_')) {
+    if !first_ok || key.len() > 64 || !bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+    {
         return Err("must match [a-z_][a-z0-9_]* and be at most 64 characters");
     }
     Ok(key.to_string())
@@ -226,7 +236,10 @@ pub fn text(raw: &str, max_chars: usize) -> Result<String, String> {
         return Err("is empty".into());
     }
     check_length(value, max_chars)?;
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err("contains control characters".into());
     }
     Ok(value.to_string())

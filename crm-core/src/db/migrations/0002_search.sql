@@ -1,5 +1,9 @@
--- Schema version 2: full-text search over customers and interaction subjects,
--- kept in sync by triggers so that no write path can forget it.
+-- Schema version 2: full-text search over customers and interaction subjects.
+--
+-- The index is maintained by the store (db/search.rs), not by triggers: FTS5
+-- flushes its buffered terms at every statement savepoint, so a trigger per
+-- row makes bulk imports crawl, while one INSERT ... SELECT at the end of an
+-- import indexes a million rows in one pass.
 
 CREATE VIRTUAL TABLE customer_search USING fts5 (
     name, emails, phones, organization,
@@ -12,44 +16,6 @@ CREATE VIRTUAL TABLE interaction_search USING fts5 (
     tokenize = 'unicode61 remove_diacritics 2',
     prefix = '2 3'
 );
-
-CREATE TRIGGER customers_search_insert AFTER INSERT ON customers BEGIN
-    INSERT INTO customer_search (rowid, name, emails, phones, organization)
-    VALUES (new.rowid, new.name, new.emails, new.phones,
-            (SELECT o.name FROM customers o WHERE o.rowid = new.organization_rowid));
-END;
-
-CREATE TRIGGER customers_search_update
-AFTER UPDATE OF name, emails, phones, organization_rowid ON customers BEGIN
-    DELETE FROM customer_search WHERE rowid = old.rowid;
-    INSERT INTO customer_search (rowid, name, emails, phones, organization)
-    VALUES (new.rowid, new.name, new.emails, new.phones,
-            (SELECT o.name FROM customers o WHERE o.rowid = new.organization_rowid));
-    -- An organization's new name must be found through its people too.
-    UPDATE customer_search SET organization = new.name
-    WHERE new.kind = 'organization' AND old.name IS NOT new.name
-      AND rowid IN (SELECT p.rowid FROM customers p WHERE p.organization_rowid = new.rowid);
-END;
-
-CREATE TRIGGER customers_search_delete AFTER DELETE ON customers BEGIN
-    DELETE FROM customer_search WHERE rowid = old.rowid;
-END;
-
-CREATE TRIGGER interactions_search_insert AFTER INSERT ON interactions
-WHEN new.subject IS NOT NULL BEGIN
-    INSERT INTO interaction_search (rowid, subject) VALUES (new.rowid, new.subject);
-END;
-
-CREATE TRIGGER interactions_search_update AFTER UPDATE OF subject ON interactions BEGIN
-    DELETE FROM interaction_search WHERE rowid = old.rowid;
-    INSERT INTO interaction_search (rowid, subject)
-    SELECT new.rowid, new.subject WHERE new.subject IS NOT NULL;
-END;
-
-CREATE TRIGGER interactions_search_delete AFTER DELETE ON interactions
-WHEN old.subject IS NOT NULL BEGIN
-    DELETE FROM interaction_search WHERE rowid = old.rowid;
-END;
 
 -- Index what version 1 already holds.
 INSERT INTO customer_search (rowid, name, emails, phones, organization)
