@@ -12,10 +12,21 @@ use crate::model::interaction::{
 };
 use crate::model::normalize;
 
-pub(crate) const COLUMNS: &str = "i.rowid AS rowid, i.id, \
-    (SELECT c.id FROM customers c WHERE c.rowid = i.customer_rowid) AS customer_id, i.kind, i.channel, \
-    i.direction, i.occurred_at, i.subject, i.body, i.amount_minor, i.currency, i.product, i.quantity, i.score, \
-    i.metadata, i.created_at";
+macro_rules! interaction_columns {
+    ($customer_id:literal) => {
+        concat!(
+            "i.rowid AS rowid, i.id, ",
+            $customer_id,
+            " AS customer_id, i.kind, i.channel, i.direction, i.occurred_at, i.subject, i.body, \
+             i.amount_minor, i.currency, i.product, i.quantity, i.score, i.metadata, i.created_at"
+        )
+    };
+}
+
+pub(crate) const COLUMNS: &str =
+    interaction_columns!("(SELECT c.id FROM customers c WHERE c.rowid = i.customer_rowid)");
+/// For a timeline, whose customer is known: the id is bound as `?6`.
+const TIMELINE_COLUMNS: &str = interaction_columns!("?6");
 
 pub(crate) fn from_row(row: &Row<'_>) -> Result<Interaction> {
     let id: Vec<u8> = row.get("id")?;
@@ -126,11 +137,12 @@ pub(crate) fn get(conn: &Connection, id: InteractionId) -> Result<Option<Interac
 pub(crate) fn timeline(
     conn: &Connection,
     customer_rowid: i64,
+    customer_id: CustomerId,
     before: Option<(i64, i64)>,
     kind: Option<&InteractionKind>,
     limit: u32,
 ) -> Result<Vec<((i64, i64), Interaction)>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM interactions i WHERE i.customer_rowid = ?1");
+    let mut sql = format!("SELECT {TIMELINE_COLUMNS} FROM interactions i WHERE i.customer_rowid = ?1");
     if before.is_some() {
         sql.push_str(" AND (i.occurred_at, i.rowid) < (?2, ?3)");
     }
@@ -145,7 +157,8 @@ pub(crate) fn timeline(
         t,
         r,
         kind.map(InteractionKind::as_str),
-        limit
+        limit,
+        &customer_id.as_bytes()[..]
     ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {

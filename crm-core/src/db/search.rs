@@ -42,9 +42,9 @@ pub(crate) fn customers(
     limit: u32,
 ) -> Result<Vec<(f64, Customer)>> {
     let sql = format!(
-        "SELECT {cols}, bm25(customer_search, 10.0, 5.0, 5.0, 2.0) AS rank \
+        "SELECT {cols}, customer_search.rank AS rank \
          FROM customer_search JOIN customers c ON c.rowid = customer_search.rowid \
-         WHERE customer_search MATCH ?1 ORDER BY rank LIMIT ?2",
+         WHERE customer_search MATCH ?1 ORDER BY customer_search.rank LIMIT ?2",
         cols = customers::COLUMNS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -65,9 +65,9 @@ pub(crate) fn interactions(
     limit: u32,
 ) -> Result<Vec<(f64, i64, InteractionId, String)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT bm25(interaction_search) AS rank, i.customer_rowid, i.id, i.subject \
+        "SELECT interaction_search.rank, i.customer_rowid, i.id, i.subject \
          FROM interaction_search JOIN interactions i ON i.rowid = interaction_search.rowid \
-         WHERE interaction_search MATCH ?1 ORDER BY rank LIMIT ?2",
+         WHERE interaction_search MATCH ?1 ORDER BY interaction_search.rank LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![query, limit])?;
     let mut out = Vec::new();

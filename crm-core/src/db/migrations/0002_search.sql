@@ -11,6 +11,11 @@ CREATE VIRTUAL TABLE customer_search USING fts5 (
     prefix = '2 3'
 );
 
+-- Relevance: a match in the name weighs most, then emails and phones, then
+-- the organization's name. Queries order by the built-in rank column, which
+-- lets FTS5 stop early for ORDER BY rank LIMIT n.
+INSERT INTO customer_search (customer_search, rank) VALUES ('rank', 'bm25(10.0, 5.0, 5.0, 2.0)');
+
 CREATE VIRTUAL TABLE interaction_search USING fts5 (
     subject,
     tokenize = 'unicode61 remove_diacritics 2',
