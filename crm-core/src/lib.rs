@@ -57,6 +57,11 @@ pub use crate::model::interaction::{
 pub use crate::model::normalize;
 pub use crate::page::Page;
 
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod send_sync {
     fn assert_send_sync<T: Send + Sync>() {}
