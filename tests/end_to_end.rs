@@ -906,10 +906,7 @@ not json
 fn a_newer_or_foreign_database_file_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer.crm");
-    {
-        let conn = rusqlite_free_setup(&newer);
-        drop(conn);
-    }
+    rusqlite_free_setup(&newer);
     let before = std::fs::read(&newer).unwrap();
     let err = Crm::open(&newer).unwrap_err();
     assert!(
@@ -998,4 +995,20 @@ fn the_generator_is_deterministic() {
     let b: Vec<_> = g.people(&[]).take(50).collect();
     assert_eq!(a, b);
     assert_eq!(g.interactions_of(7), g.interactions_of(7));
+}
+
+#[test]
+fn a_progress_callback_that_uses_the_same_handle_gets_busy_instead_of_a_deadlock() {
+    let crm = crm();
+    let mut seen = Vec::new();
+    let inner = crm.clone();
+    crm.import_customers(
+        vec![person("Ana", "ana@example.com")],
+        &ImportOptions { progress_every: 1, ..Default::default() },
+        Some(&mut |_| seen.push(inner.count_customers().map_err(|e| matches!(e, Error::Busy)))),
+    )
+    .unwrap();
+    // Inside the import: refused; after it (the final call): answered.
+    assert_eq!(seen.first(), Some(&Err(true)));
+    assert_eq!(seen.last(), Some(&Ok(1)));
 }

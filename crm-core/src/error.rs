@@ -57,8 +57,9 @@ pub enum Error {
     #[error("the database file is corrupt or not a database")]
     Corrupt,
     /// Another connection or process holds a lock on the database for longer
-    /// than the busy timeout.
-    #[error("the database is locked by another connection or process")]
+    /// than the busy timeout, or a callback running inside a write on this
+    /// handle (an import's progress callback) tried to use it.
+    #[error("the database is locked by another connection, process or running import")]
     Busy,
     /// The handle was closed with [`crate::Crm::close`].
     #[error("the CRM handle is closed")]

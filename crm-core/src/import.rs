@@ -577,7 +577,7 @@ fn csv_records<R: Read>(
                 for (i, cell) in record.iter().enumerate() {
                     let Some(field) = &fields[i] else { continue };
                     match std::str::from_utf8(cell) {
-                        Ok(s) if s.is_empty() => {}
+                        Ok("") => {}
                         Ok(s) => {
                             map.insert(field.clone(), Value::String(s.to_string()));
                         }

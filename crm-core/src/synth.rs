@@ -518,12 +518,16 @@ pub struct SynthSummary {
     pub interactions: u64,
 }
 
+/// A progress callback told which stage (`organizations`, `people`,
+/// `interactions`) it is about.
+pub type StageProgressFn<'a> = &'a mut dyn FnMut(&str, &ImportProgress);
+
 /// Generates `config`'s data set into `crm` (organizations, people, then
 /// interactions), reporting progress of each import.
 pub fn populate(
     crm: &Crm,
     config: &SynthConfig,
-    mut progress: Option<&mut dyn FnMut(&str, &ImportProgress)>,
+    mut progress: Option<StageProgressFn<'_>>,
 ) -> Result<SynthSummary> {
     let generator = Generator::new(config.clone());
     let options = ImportOptions::default();

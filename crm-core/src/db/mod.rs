@@ -21,6 +21,11 @@ use crate::error::{Error, Result};
 
 const MAX_IDLE_READERS: usize = 4;
 
+thread_local! {
+    /// The databases this thread is inside a write transaction of.
+    static WRITING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// State of a bulk insert: rows are written without their change-log entry
 /// and search-index entry, which [`finish_bulk`] adds for all of them in one
 /// pass; attribute types are looked up once per import.
@@ -102,13 +107,29 @@ impl Database {
         })
     }
 
+    /// Fails with [`Error::Busy`] instead of deadlocking when a callback
+    /// that runs inside a write (an import's progress callback) calls back
+    /// into the same database on the writer connection.
+    fn refuse_reentry(&self) -> Result<()> {
+        let me = self as *const Database as usize;
+        if WRITING.with(|w| w.borrow().contains(&me)) {
+            return Err(Error::Busy);
+        }
+        Ok(())
+    }
+
     /// Runs `f` in an `IMMEDIATE` transaction that commits only if `f`
     /// returns `Ok`.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.refuse_reentry()?;
         let mut guard = lock(&self.writer);
         let conn = guard.as_mut().ok_or(Error::Closed)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
+        let me = self as *const Database as usize;
+        WRITING.with(|w| w.borrow_mut().push(me));
+        let value = f(&tx);
+        WRITING.with(|w| w.borrow_mut().retain(|d| *d != me));
+        let value = value?;
         tx.commit()?;
         Ok(value)
     }
@@ -117,6 +138,7 @@ impl Database {
     /// single connection for memory).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let Some(path) = &self.path else {
+            self.refuse_reentry()?;
             let guard = lock(&self.writer);
             let conn = guard.as_ref().ok_or(Error::Closed)?;
             return f(conn);

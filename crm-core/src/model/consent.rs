@@ -168,10 +168,12 @@ pub(crate) fn identifier(field: &str, raw: &str) -> Result<String> {
     })
 }
 
+/// The normalized text fields of a consent answer: purpose, channel, source,
+/// proof.
+pub(crate) type ValidConsent = (String, Option<String>, Option<String>, Option<String>);
+
 impl NewConsent {
-    pub(crate) fn validate(
-        &self,
-    ) -> Result<(String, Option<String>, Option<String>, Option<String>)> {
+    pub(crate) fn validate(&self) -> Result<ValidConsent> {
         let purpose = identifier("purpose", &self.purpose)?;
         let channel = match self
             .channel

@@ -162,6 +162,17 @@ pub fn minor_to_amount(minor: i64, currency_code: &str) -> Result<String, &'stat
     ))
 }
 
+/// Parses a calendar date written `YYYY-MM-DD`.
+///
+/// ```
+/// use crm_core::normalize::date;
+/// assert_eq!(date(" 2024-02-29 ").unwrap().to_string(), "2024-02-29");
+/// assert!(date("2023-02-29").is_err());
+/// ```
+pub fn date(raw: &str) -> Result<chrono::NaiveDate, &'static str> {
+    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be a date (YYYY-MM-DD)")
+}
+
 /// Validates an ISO 3166-1 alpha-2 country code and upper-cases it.
 pub fn country(raw: &str) -> Result<String, &'static str> {
     let code = raw.trim().to_ascii_uppercase();
