@@ -1,0 +1,608 @@
+//! Kotlin and Swift bindings (uniffi) for the embeddable CRM engine.
+//!
+//! A thin layer: every method converts its arguments, calls the same method
+//! of [`crm_core::Crm`] and converts the result back. Rules, validation and
+//! queries all live in crm-core, so Kotlin, Swift, Python and Rust behave
+//! alike. Each exported body runs inside [`error::guard`], so a panic
+//! reaches the host as `CrmError.Internal`, never as a crash.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use crm_core::Crm as CoreCrm;
+use crm_core::import::{ImportProgress as CoreImportProgress, ProgressFn};
+
+mod error;
+mod records;
+
+pub use crate::error::CrmError;
+use crate::error::guard;
+pub use crate::records::*;
+
+uniffi::setup_scaffolding!();
+
+/// The schema version this library writes; a file with a newer one is
+/// refused with `CrmError.IncompatibleDatabase`.
+#[uniffi::export]
+pub fn schema_version() -> u32 {
+    crm_core::SCHEMA_VERSION
+}
+
+/// Receives the progress of an import, implemented by the host app.
+///
+/// Called on the importing thread every `ImportOptions.progress_every` rows
+/// and once at the end. Progress is advisory: an exception thrown by the
+/// listener is ignored and the import goes on. Don't call the same CRM from
+/// the listener: the import holds its write lock.
+#[uniffi::export(foreign)]
+pub trait ImportProgressListener: Send + Sync {
+    /// How far the import has come.
+    fn on_progress(&self, progress: ImportProgress) -> Result<(), CrmError>;
+}
+
+/// Runs `import` with crm-core's progress callback forwarding to the host's
+/// listener, if there is one.
+fn with_listener<T>(
+    listener: Option<Arc<dyn ImportProgressListener>>,
+    import: impl FnOnce(Option<ProgressFn<'_>>) -> T,
+) -> T {
+    match listener {
+        None => import(None),
+        Some(listener) => {
+            let mut forward = |p: &CoreImportProgress| {
+                // Ignored on purpose: a failing listener must not fail (or
+                // half-apply) an import it only observes.
+                let _ = listener.on_progress(ImportProgress::from(*p));
+            };
+            import(Some(&mut forward))
+        }
+    }
+}
+
+fn open_file(path: &str) -> Result<File, CrmError> {
+    Ok(File::open(path)?)
+}
+
+/// A handle on one CRM database (a file, or private and in memory).
+///
+/// Thread-safe: share one handle between threads. Writes are serialized;
+/// reads of a file database run beside them.
+#[derive(uniffi::Object)]
+pub struct Crm {
+    inner: CoreCrm,
+}
+
+impl Crm {
+    fn wrap(inner: CoreCrm) -> Arc<Crm> {
+        Arc::new(Crm { inner })
+    }
+}
+
+#[uniffi::export]
+impl Crm {
+    /// Opens (creating if needed) the CRM database file at `path`.
+    ///
+    /// A file written by a newer version fails with `IncompatibleDatabase`,
+    /// a file that is not a CRM database with `Corrupt`; neither is changed.
+    #[uniffi::constructor(default(options))]
+    pub fn open(path: String, options: OpenOptions) -> Result<Arc<Crm>, CrmError> {
+        guard(|| {
+            Ok(Crm::wrap(CoreCrm::open_with(
+                Some(Path::new(&path)),
+                options.into(),
+            )?))
+        })
+    }
+
+    /// Opens a private in-memory CRM, gone when the last handle is dropped.
+    #[uniffi::constructor(default(options))]
+    pub fn open_in_memory(options: OpenOptions) -> Result<Arc<Crm>, CrmError> {
+        guard(|| Ok(Crm::wrap(CoreCrm::open_with(None, options.into())?)))
+    }
+
+    /// A handle on the same database whose changes are logged as made by
+    /// `actor` through `source`.
+    #[uniffi::method(default(source = None))]
+    pub fn with_actor(&self, actor: String, source: Option<String>) -> Result<Arc<Crm>, CrmError> {
+        guard(|| Ok(Crm::wrap(self.inner.with_actor(actor, source.as_deref()))))
+    }
+
+    /// Closes the database for every handle on it (including those made by
+    /// `with_actor`); later calls fail with `Closed`. Kotlin names it
+    /// `closeDatabase()`, since `close()` there is `AutoCloseable.close`,
+    /// which releases only this handle.
+    pub fn close(&self) -> Result<(), CrmError> {
+        guard(|| Ok(self.inner.close()?))
+    }
+
+    // ----- customers ---------------------------------------------------------
+
+    /// Validates, normalizes and stores a new customer.
+    pub fn create_customer(&self, customer: NewCustomer) -> Result<Customer, CrmError> {
+        guard(|| Ok(self.inner.create_customer(customer.try_into()?)?.into()))
+    }
+
+    /// The customer with `id`, or `NotFound`.
+    pub fn get_customer(&self, id: String) -> Result<Customer, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .get_customer(customer_id_in("customer_id", &id)?)?
+                .into())
+        })
+    }
+
+    /// The customer with this external id, if any.
+    pub fn find_customer_by_external_id(
+        &self,
+        external_id: String,
+    ) -> Result<Option<Customer>, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .find_customer_by_external_id(&external_id)?
+                .map(Into::into))
+        })
+    }
+
+    /// The customer who has this email (compared after normalization), if
+    /// any.
+    pub fn find_customer_by_email(&self, email: String) -> Result<Option<Customer>, CrmError> {
+        guard(|| Ok(self.inner.find_customer_by_email(&email)?.map(Into::into)))
+    }
+
+    /// Applies a partial update and returns the customer as stored.
+    pub fn update_customer(&self, id: String, patch: CustomerPatch) -> Result<Customer, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &id)?;
+            Ok(self.inner.update_customer(id, &patch.try_into()?)?.into())
+        })
+    }
+
+    /// Deletes a customer with their interactions and consent records.
+    pub fn delete_customer(&self, id: String) -> Result<(), CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .delete_customer(customer_id_in("customer_id", &id)?)?)
+        })
+    }
+
+    /// Creates the customer, or updates the one it matches (by external id,
+    /// else by email).
+    pub fn upsert_customer(&self, customer: NewCustomer) -> Result<Upserted, CrmError> {
+        guard(|| Ok(self.inner.upsert_customer(customer.try_into()?)?.into()))
+    }
+
+    /// One page of customers; pass `next_cursor` back for the next one.
+    #[uniffi::method(default(query))]
+    pub fn list_customers(&self, query: ListCustomers) -> Result<CustomerPage, CrmError> {
+        guard(|| Ok(self.inner.list_customers(&query.into())?.into()))
+    }
+
+    /// How many customers there are.
+    pub fn count_customers(&self) -> Result<u64, CrmError> {
+        guard(|| Ok(self.inner.count_customers()?))
+    }
+
+    /// Declares the type of a custom attribute before first use.
+    pub fn define_attribute(
+        &self,
+        key: String,
+        attribute_type: AttributeType,
+    ) -> Result<(), CrmError> {
+        guard(|| Ok(self.inner.define_attribute(&key, attribute_type.into())?))
+    }
+
+    /// Every custom attribute key with its type.
+    pub fn attribute_definitions(&self) -> Result<Vec<AttributeDefinition>, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .attribute_definitions()?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    // ----- interactions ------------------------------------------------------
+
+    /// Logs an interaction on a customer's timeline.
+    pub fn log_interaction(&self, interaction: NewInteraction) -> Result<Interaction, CrmError> {
+        guard(|| Ok(self.inner.log_interaction(interaction.try_into()?)?.into()))
+    }
+
+    /// The interaction with `id`, or `NotFound`.
+    pub fn get_interaction(&self, id: String) -> Result<Interaction, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .get_interaction(interaction_id_in("interaction_id", &id)?)?
+                .into())
+        })
+    }
+
+    /// A customer's timeline, newest first, one page at a time.
+    #[uniffi::method(default(query))]
+    pub fn timeline(
+        &self,
+        customer_id: String,
+        query: TimelineQuery,
+    ) -> Result<InteractionPage, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self.inner.timeline(id, &query.try_into()?)?.into())
+        })
+    }
+
+    /// How many interactions there are.
+    pub fn count_interactions(&self) -> Result<u64, CrmError> {
+        guard(|| Ok(self.inner.count_interactions()?))
+    }
+
+    // ----- consent -----------------------------------------------------------
+
+    /// Appends a consent answer to the customer's ledger.
+    pub fn record_consent(
+        &self,
+        customer_id: String,
+        consent: NewConsent,
+    ) -> Result<ConsentRecord, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self.inner.record_consent(id, &consent.try_into()?)?.into())
+        })
+    }
+
+    /// The record that currently answers for `purpose` on `channel` (`None`:
+    /// records that cover every channel), if any.
+    #[uniffi::method(default(channel = None))]
+    pub fn consent(
+        &self,
+        customer_id: String,
+        purpose: String,
+        channel: Option<String>,
+    ) -> Result<Option<ConsentRecord>, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self
+                .inner
+                .consent(id, &purpose, channel.as_deref())?
+                .map(Into::into))
+        })
+    }
+
+    /// Whether the customer's most recent answer for `purpose` on `channel`
+    /// is `Granted`. No answer means no.
+    #[uniffi::method(default(channel = None))]
+    pub fn has_consent(
+        &self,
+        customer_id: String,
+        purpose: String,
+        channel: Option<String>,
+    ) -> Result<bool, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self.inner.has_consent(id, &purpose, channel.as_deref())?)
+        })
+    }
+
+    /// The customer's consent ledger, newest first, for one purpose or all.
+    #[uniffi::method(default(purpose = None))]
+    pub fn consent_history(
+        &self,
+        customer_id: String,
+        purpose: Option<String>,
+    ) -> Result<Vec<ConsentRecord>, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self
+                .inner
+                .consent_history(id, purpose.as_deref())?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    // ----- search and change log ---------------------------------------------
+
+    /// Full-text search over names, emails, phones, organizations and
+    /// interaction subjects; at most `limit` (1–10,000) hits.
+    pub fn search(&self, query: String, limit: u32) -> Result<Vec<SearchHit>, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .search(&query, limit)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Change-log entries after `after_seq` (0 for the start), oldest first.
+    pub fn changes_since(&self, after_seq: i64, limit: u32) -> Result<Vec<Change>, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .changes_since(after_seq, limit)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    /// Every change-log entry of one customer, oldest first.
+    pub fn customer_history(&self, id: String) -> Result<Vec<Change>, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &id)?;
+            Ok(self
+                .inner
+                .customer_history(id)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+    }
+
+    // ----- import ------------------------------------------------------------
+
+    /// Imports customers given as records; rows are numbered from 1.
+    #[uniffi::method(default(options), default(listener = None))]
+    pub fn import_customers(
+        &self,
+        customers: Vec<NewCustomer>,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let records = customers.iter().map(NewCustomer::to_import_record);
+            let options = options.into();
+            Ok(with_listener(listener, |p| {
+                self.inner.import_customer_records(records, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    /// Imports customers from a CSV file with a header row.
+    #[uniffi::method(default(mapping), default(options), default(listener = None))]
+    pub fn import_customers_csv(
+        &self,
+        path: String,
+        mapping: ColumnMapping,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let file = open_file(&path)?;
+            let (mapping, options) = (mapping.into(), options.into());
+            Ok(with_listener(listener, |p| {
+                self.inner.import_customers_csv(file, &mapping, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    /// Imports customers from an NDJSON file (one object per line).
+    #[uniffi::method(default(mapping), default(options), default(listener = None))]
+    pub fn import_customers_ndjson(
+        &self,
+        path: String,
+        mapping: ColumnMapping,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let file = BufReader::new(open_file(&path)?);
+            let (mapping, options) = (mapping.into(), options.into());
+            Ok(with_listener(listener, |p| {
+                self.inner
+                    .import_customers_ndjson(file, &mapping, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    /// Imports interactions given as records; rows are numbered from 1.
+    #[uniffi::method(default(options), default(listener = None))]
+    pub fn import_interactions(
+        &self,
+        interactions: Vec<NewInteraction>,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let records = interactions.iter().map(NewInteraction::to_import_record);
+            let options = options.into();
+            Ok(with_listener(listener, |p| {
+                self.inner.import_interaction_records(records, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    /// Imports interactions from a CSV file with a header row.
+    #[uniffi::method(default(mapping), default(options), default(listener = None))]
+    pub fn import_interactions_csv(
+        &self,
+        path: String,
+        mapping: ColumnMapping,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let file = open_file(&path)?;
+            let (mapping, options) = (mapping.into(), options.into());
+            Ok(with_listener(listener, |p| {
+                self.inner
+                    .import_interactions_csv(file, &mapping, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    /// Imports interactions from an NDJSON file (one object per line).
+    #[uniffi::method(default(mapping), default(options), default(listener = None))]
+    pub fn import_interactions_ndjson(
+        &self,
+        path: String,
+        mapping: ColumnMapping,
+        options: ImportOptions,
+        listener: Option<Arc<dyn ImportProgressListener>>,
+    ) -> Result<ImportReport, CrmError> {
+        guard(|| {
+            let file = BufReader::new(open_file(&path)?);
+            let (mapping, options) = (mapping.into(), options.into());
+            Ok(with_listener(listener, |p| {
+                self.inner
+                    .import_interactions_ndjson(file, &mapping, &options, p)
+            })?
+            .into())
+        })
+    }
+
+    // ----- export ------------------------------------------------------------
+
+    /// Writes every customer to the file at `path` (created or truncated),
+    /// in creation order; returns how many.
+    pub fn export_customers(&self, path: String, format: ExportFormat) -> Result<u64, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .export_customers(File::create(&path)?, format.into())?)
+        })
+    }
+
+    /// Writes every interaction to the file at `path` (created or
+    /// truncated), in the order they were logged; returns how many.
+    pub fn export_interactions(&self, path: String, format: ExportFormat) -> Result<u64, CrmError> {
+        guard(|| {
+            Ok(self
+                .inner
+                .export_interactions(File::create(&path)?, format.into())?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn crm() -> Arc<Crm> {
+        Crm::open_in_memory(OpenOptions::default()).unwrap()
+    }
+
+    fn ana() -> NewCustomer {
+        NewCustomer {
+            first_name: Some("Ana".into()),
+            last_name: Some("Novak".into()),
+            emails: vec!["Ana@Example.com".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_customer_round_trips_through_the_wrapper() {
+        let crm = crm();
+        let created = crm.create_customer(ana()).unwrap();
+        assert_eq!(created.name, "Ana Novak");
+        assert_eq!(created.emails, ["ana@example.com"]);
+        let stored = crm.get_customer(created.id.clone()).unwrap();
+        assert_eq!(stored.id, created.id);
+        assert_eq!(stored.name, created.name);
+        assert_eq!(
+            crm.find_customer_by_email("ANA@example.com".into())
+                .unwrap(),
+            Some(stored)
+        );
+    }
+
+    #[test]
+    fn a_closed_handle_and_every_clone_report_closed() {
+        let crm = crm();
+        let as_maja = crm.with_actor("maja".into(), None).unwrap();
+        crm.close().unwrap();
+        assert_eq!(crm.count_customers(), Err(CrmError::Closed));
+        assert_eq!(as_maja.count_customers(), Err(CrmError::Closed));
+    }
+
+    struct Recorder(Mutex<Vec<ImportProgress>>);
+
+    impl ImportProgressListener for Recorder {
+        fn on_progress(&self, progress: ImportProgress) -> Result<(), CrmError> {
+            self.0.lock().unwrap().push(progress);
+            Err(CrmError::Internal {
+                message: "a listener that fails".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_failing_listener_sees_progress_and_does_not_stop_the_import() {
+        let crm = crm();
+        let recorder = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let people = (0..5)
+            .map(|i| NewCustomer {
+                name: Some(format!("P{i}")),
+                ..Default::default()
+            })
+            .collect();
+        let options = ImportOptions {
+            progress_every: Some(2),
+            ..Default::default()
+        };
+        let report = crm
+            .import_customers(people, options, Some(recorder.clone()))
+            .unwrap();
+        assert_eq!(report.inserted, 5);
+        let seen = recorder.0.lock().unwrap();
+        assert_eq!(seen.iter().map(|p| p.rows).collect::<Vec<_>>(), [2, 4, 5]);
+    }
+
+    #[test]
+    fn a_bad_element_of_a_list_import_is_a_numbered_row_error() {
+        let crm = crm();
+        let rows = vec![
+            ana(),
+            NewCustomer {
+                name: Some("Bad".into()),
+                birth_date: Some("31.12.1990".into()),
+                ..Default::default()
+            },
+        ];
+        let err = crm
+            .import_customers(rows.clone(), ImportOptions::default(), None)
+            .unwrap_err();
+        assert!(
+            matches!(err, CrmError::InvalidRow { row: 2, ref field, .. } if field == "birth_date"),
+            "{err:?}"
+        );
+        assert_eq!(crm.count_customers(), Ok(0));
+
+        let skip = ImportOptions {
+            mode: Some(ImportMode::SkipInvalid),
+            ..Default::default()
+        };
+        let report = crm.import_customers(rows, skip, None).unwrap();
+        assert_eq!((report.inserted, report.rejected), (1, 1));
+        assert_eq!(report.errors[0].row, 2);
+    }
+
+    #[test]
+    fn a_missing_import_file_is_an_io_error() {
+        let err = crm()
+            .import_customers_csv(
+                "/no/such/file.csv".into(),
+                ColumnMapping::default(),
+                ImportOptions::default(),
+                None,
+            )
+            .unwrap_err();
+        assert!(matches!(err, CrmError::Io { .. }), "{err:?}");
+    }
+}

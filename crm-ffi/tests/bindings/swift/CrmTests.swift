@@ -1,0 +1,433 @@
+// XCTest tests of the Swift binding, the counterpart of
+// tests/bindings/kotlin/src/test/kotlin/com/crmengine/CrmTest.kt.
+//
+// For a machine with a Swift toolchain (not run on Linux CI here). Build the
+// module from the generated sources (scripts/test-kotlin.sh writes them to
+// target/bindings/swift: CrmEngine.swift, CrmEngineFFI.h,
+// CrmEngineFFI.modulemap) and link libcrm_ffi; see crm-ffi/README.md.
+//
+// Swift strings are always valid Unicode, so the Kotlin test of lone UTF-16
+// surrogates has no counterpart here.
+
+import Foundation
+import XCTest
+
+@testable import CrmEngine
+
+final class CrmTests: XCTestCase {
+    private var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    private func memory() throws -> Crm { try Crm.openInMemory() }
+
+    private func ana() -> NewCustomer {
+        NewCustomer(firstName: "Ana", lastName: "Novak", emails: ["Ana@Example.com"])
+    }
+
+    private func file(_ name: String, _ text: String) throws -> String {
+        let url = dir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    /// Runs `body`, which must throw a `CrmError` that `matches` accepts.
+    private func assertCrmError<T>(
+        _ body: @autoclosure () throws -> T,
+        file: StaticString = #filePath,
+        line: UInt = #line,
+        _ matches: (CrmError) -> Bool
+    ) {
+        do {
+            _ = try body()
+            XCTFail("expected a CrmError", file: file, line: line)
+        } catch let error as CrmError {
+            XCTAssertTrue(matches(error), "unexpected \(error)", file: file, line: line)
+        } catch {
+            XCTFail("expected a CrmError, got \(error)", file: file, line: line)
+        }
+    }
+
+    private func assertTime(_ a: Date, _ b: Date, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.timeIntervalSince1970, b.timeIntervalSince1970, accuracy: 1e-6, file: file, line: line)
+    }
+
+    // MARK: conversions
+
+    func testACreatedCustomerComesBackWithEveryFieldConverted() throws {
+        let crm = try memory()
+        let org = try crm.createCustomer(customer: NewCustomer(kind: .organization, name: "Acme d.o.o."))
+        let c = try crm.createCustomer(customer: NewCustomer(
+            kind: .person,
+            externalId: "X-1",
+            firstName: "Ana",
+            lastName: "Novak",
+            organizationId: org.id,
+            emails: ["Ana@Example.com", "ana.work@example.com"],
+            phones: ["+386 40 123 456"],
+            addresses: [Address(label: "home", line1: "Trg 1", city: "Ljubljana", country: "si")],
+            birthDate: "1990-02-28",
+            locale: "sl-SI",
+            country: "SI",
+            tags: ["VIP", "newsletter"],
+            attributes: [
+                "plan": .text(value: "pro"),
+                "seats": .number(value: 3.5),
+                "trial": .bool(value: true),
+                "renews": .date(value: "2025-01-31"),
+            ],
+            lifecycleStage: "lead",
+            owner: "maja",
+            source: "app"
+        ))
+        XCTAssertEqual(c.kind, .person)
+        XCTAssertEqual(c.name, "Ana Novak")
+        XCTAssertEqual(c.organizationId, org.id)
+        XCTAssertEqual(c.emails, ["ana@example.com", "ana.work@example.com"])
+        XCTAssertEqual(c.phones, ["+38640123456"])
+        XCTAssertEqual(c.addresses.first?.country, "SI")
+        XCTAssertNil(c.addresses.first?.line2)
+        XCTAssertEqual(c.birthDate, "1990-02-28")
+        XCTAssertEqual(c.tags, ["newsletter", "vip"])
+        XCTAssertEqual(c.attributes["seats"], .number(value: 3.5))
+        XCTAssertEqual(c.attributes["renews"], .date(value: "2025-01-31"))
+        XCTAssertLessThan(abs(c.createdAt.timeIntervalSinceNow), 5)
+        let stored = try crm.getCustomer(id: c.id)
+        XCTAssertEqual(stored.id, c.id)
+        XCTAssertEqual(stored.attributes, c.attributes)
+    }
+
+    func testOptionalFieldsLeftOutComeBackAsNilOrEmpty() throws {
+        let crm = try memory()
+        let c = try crm.createCustomer(customer: NewCustomer(name: "Bare"))
+        XCTAssertEqual(c.kind, .person)
+        XCTAssertNil(c.externalId)
+        XCTAssertNil(c.birthDate)
+        XCTAssertTrue(c.emails.isEmpty && c.attributes.isEmpty)
+        XCTAssertEqual(c.lifecycleStage, "subscriber")
+        XCTAssertNil(try crm.findCustomerByEmail(email: "nobody@example.com"))
+    }
+
+    func testDatesRoundTripIncludingBefore1970() throws {
+        let crm = try memory()
+        let c = try crm.createCustomer(customer: ana())
+        for at in [Date(timeIntervalSince1970: 1_714_557_600.123456), Date(timeIntervalSince1970: -14_182_940.5)] {
+            let logged = try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .note, occurredAt: at))
+            assertTime(try crm.getInteraction(id: logged.id).occurredAt, at)
+        }
+    }
+
+    func testInteractionKindsDirectionsAndMoneyRoundTrip() throws {
+        let crm = try memory()
+        let c = try crm.createCustomer(customer: ana())
+        let purchase = try crm.logInteraction(interaction: NewInteraction(
+            customer: .email(email: "ANA@example.com"),
+            kind: .purchase,
+            channel: "Web",
+            direction: .inbound,
+            amountMinor: 12_990,
+            currency: "eur",
+            quantity: 2,
+            score: 9,
+            metadata: #"{"order": "A-1", "lines": [1, 2]}"#
+        ))
+        XCTAssertEqual(purchase.customerId, c.id)
+        XCTAssertEqual(purchase.kind, .purchase)
+        XCTAssertEqual(purchase.direction, .inbound)
+        XCTAssertEqual(purchase.channel, "web")
+        XCTAssertEqual(purchase.amountMinor, 12_990)
+        XCTAssertEqual(purchase.currency, "EUR")
+        XCTAssertEqual(purchase.metadata, #"{"lines":[1,2],"order":"A-1"}"#)
+        let custom = try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .custom(name: "demo_booked")))
+        XCTAssertEqual(try crm.getInteraction(id: custom.id).kind, .custom(name: "demo_booked"))
+        let builtin = try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .custom(name: "Web_Visit")))
+        XCTAssertEqual(builtin.kind, .webVisit)
+        assertCrmError(try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .note, metadata: "[1]"))) {
+            if case .Validation(let field, _) = $0 { return field == "metadata" } else { return false }
+        }
+    }
+
+    func testAPatchSetsClearsAndChangesAttributes() throws {
+        let crm = try memory()
+        var new = ana()
+        new.locale = "sl-SI"
+        new.owner = "maja"
+        new.attributes = ["plan": .text(value: "pro")]
+        let c = try crm.createCustomer(customer: new)
+        let updated = try crm.updateCustomer(id: c.id, patch: CustomerPatch(
+            lastName: "Kovač",
+            tags: ["Gold"],
+            setAttributes: ["seats": .number(value: 4)],
+            removeAttributes: ["plan"],
+            clear: ["locale", "owner"]
+        ))
+        XCTAssertEqual(updated.name, "Ana Kovač")
+        XCTAssertEqual(updated.tags, ["gold"])
+        XCTAssertEqual(updated.attributes, ["seats": .number(value: 4)])
+        XCTAssertNil(updated.locale)
+        XCTAssertNil(updated.owner)
+        assertCrmError(try crm.updateCustomer(id: c.id, patch: CustomerPatch(clear: ["name"]))) {
+            if case .Validation(let field, _) = $0 { return field == "name" } else { return false }
+        }
+    }
+
+    func testConsentIsRecordedAnsweredAndListedNewestFirst() throws {
+        let crm = try memory()
+        let c = try crm.createCustomer(customer: ana())
+        XCTAssertFalse(try crm.hasConsent(customerId: c.id, purpose: "newsletter", channel: "email"))
+        _ = try crm.recordConsent(customerId: c.id, consent: NewConsent(purpose: "newsletter", status: .granted, legalBasis: .consent))
+        XCTAssertTrue(try crm.hasConsent(customerId: c.id, purpose: "newsletter", channel: "email"))
+        _ = try crm.recordConsent(customerId: c.id, consent: NewConsent(purpose: "newsletter", status: .withdrawn, channel: "email"))
+        XCTAssertFalse(try crm.hasConsent(customerId: c.id, purpose: "newsletter", channel: "email"))
+        XCTAssertEqual(try crm.consentHistory(customerId: c.id).map(\.status), [.withdrawn, .granted])
+    }
+
+    func testSearchAndTheChangeLogSeeWhatWasWrittenAndByWhom() throws {
+        let crm = try memory()
+        let asMaja = try crm.withActor(actor: "maja", source: "mobile-app")
+        let c = try asMaja.createCustomer(customer: ana())
+        _ = try asMaja.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .ticket, subject: "Broken zipper"))
+        XCTAssertEqual(try crm.search(query: "novak", limit: 10).first?.customer.id, c.id)
+        let hit = try crm.search(query: "zipper", limit: 10)
+        XCTAssertEqual(hit.count, 1)
+        if case .interaction(_, let subject) = hit[0].matched { XCTAssertEqual(subject, "Broken zipper") } else { XCTFail("\(hit)") }
+        let history = try crm.customerHistory(id: c.id)
+        XCTAssertEqual(history.first?.actor, "maja")
+        XCTAssertEqual(history.first?.op, .created)
+        XCTAssertEqual(try crm.changesSince(afterSeq: 0, limit: 100).map(\.entity), [.customer, .interaction])
+    }
+
+    // MARK: errors
+
+    func testABadEmailIsAValidationErrorNamingTheFieldAndNotTheValue() throws {
+        let crm = try memory()
+        assertCrmError(try crm.createCustomer(customer: NewCustomer(name: "A", emails: ["ok@example.com", "secret-address"]))) {
+            guard case .Validation(let field, let reason) = $0 else { return false }
+            return field == "emails[1]" && !reason.contains("secret-address")
+        }
+        XCTAssertEqual(try crm.countCustomers(), 0)
+    }
+
+    func testAnUnknownIdIsNotFoundAndAMalformedIdIsAValidationError() throws {
+        let crm = try memory()
+        assertCrmError(try crm.getCustomer(id: UUID().uuidString)) { $0 == .NotFound(entity: "customer") }
+        assertCrmError(try crm.getCustomer(id: "not-an-id")) {
+            if case .Validation(let field, _) = $0 { return field == "customer_id" } else { return false }
+        }
+    }
+
+    func testASecondCustomerWithTheSameEmailIsAConflict() throws {
+        let crm = try memory()
+        _ = try crm.createCustomer(customer: ana())
+        assertCrmError(try crm.createCustomer(customer: NewCustomer(name: "Other", emails: ["ANA@example.com"]))) {
+            if case .Conflict = $0 { return true } else { return false }
+        }
+    }
+
+    func testAClosedDatabaseThrowsClosedOnEveryHandle() throws {
+        let crm = try memory()
+        let asMaja = try crm.withActor(actor: "maja")
+        try crm.close()
+        assertCrmError(try crm.countCustomers()) { $0 == .Closed }
+        assertCrmError(try asMaja.createCustomer(customer: self.ana())) { $0 == .Closed }
+    }
+
+    func testAnInvalidCsvRowInAllOrNothingModeThrowsInvalidRowAndImportsNothing() throws {
+        let crm = try memory()
+        let path = try file("people.csv", "name,email\nAna,ana@example.com\nBob,not-an-email\n")
+        assertCrmError(try crm.importCustomersCsv(path: path)) {
+            guard case .InvalidRow(let row, let field, _) = $0 else { return false }
+            return row == 2 && field == "emails[0]"
+        }
+        XCTAssertEqual(try crm.countCustomers(), 0)
+    }
+
+    func testADatabaseWrittenByANewerVersionIsRefused() throws {
+        let path = dir.appendingPathComponent("newer.crm").path
+        let crm = try Crm.open(path: path)
+        _ = try crm.createCustomer(customer: ana())
+        try crm.close()
+        // PRAGMA user_version is the big-endian int at offset 60 of the header.
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        handle.seek(toFileOffset: 60)
+        handle.write(Data([0, 0, 0, 99]))
+        handle.closeFile()
+        assertCrmError(try Crm.open(path: path)) { $0 == .IncompatibleDatabase(found: 99, supported: schemaVersion()) }
+    }
+
+    func testAFileThatIsNotADatabaseIsCorrupt() throws {
+        let path = try file("notes.crm", String(repeating: "these are my notes, not a database\n", count: 200))
+        assertCrmError(try Crm.open(path: path)) { $0 == .Corrupt }
+    }
+
+    func testAMissingImportFileIsAnIoError() throws {
+        let crm = try memory()
+        assertCrmError(try crm.importCustomersCsv(path: dir.appendingPathComponent("missing.csv").path)) {
+            if case .Io(let message) = $0 { return !message.contains("missing.csv") } else { return false }
+        }
+    }
+
+    // MARK: strings
+
+    func testEmptyStringsAreAbsentWhereOptionalAndRejectedWhereRequired() throws {
+        let crm = try memory()
+        assertCrmError(try crm.createCustomer(customer: NewCustomer(name: ""))) {
+            if case .Validation(let field, _) = $0 { return field == "name" } else { return false }
+        }
+        let c = try crm.createCustomer(customer: NewCustomer(name: "A", locale: "", owner: ""))
+        XCTAssertNil(c.owner)
+        XCTAssertNil(c.locale)
+    }
+
+    func testHugeStringsAreCheckedByLength() throws {
+        let crm = try memory()
+        let c = try crm.createCustomer(customer: ana())
+        let body = String(repeating: "ž", count: 1_000_000)
+        let i = try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .note, body: body))
+        XCTAssertEqual(try crm.getInteraction(id: i.id).body, body)
+        assertCrmError(try crm.logInteraction(interaction: NewInteraction(customer: .id(id: c.id), kind: .note, body: body + "!"))) {
+            if case .Validation(let field, _) = $0 { return field == "body" } else { return false }
+        }
+    }
+
+    func testNonAsciiAndAstralCharactersRoundTrip() throws {
+        let crm = try memory()
+        let name = "Žan Ñoño 日本 🎉 Ελένη"
+        let c = try crm.createCustomer(customer: NewCustomer(name: name))
+        XCTAssertEqual(try crm.getCustomer(id: c.id).name, name)
+    }
+
+    // MARK: threads
+
+    /// State shared by the writer and reader threads, behind a lock.
+    final class Shared: @unchecked Sendable {
+        private let lock = NSLock()
+        private var failures: [String] = []
+        private var writerDone = false
+        func fail(_ what: String) { lock.lock(); failures.append(what); lock.unlock() }
+        func finish() { lock.lock(); writerDone = true; lock.unlock() }
+        var finished: Bool { lock.lock(); defer { lock.unlock() }; return writerDone }
+        var allFailures: [String] { lock.lock(); defer { lock.unlock() }; return failures }
+    }
+
+    func testAWriterAndReadersShareOneFileDatabase() throws {
+        let crm = try Crm.open(path: dir.appendingPathComponent("shared.crm").path)
+        let writes = 150
+        let shared = Shared()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
+            do {
+                for n in 0..<writes {
+                    _ = try crm.createCustomer(customer: NewCustomer(name: "Customer \(n)", emails: ["c\(n)@example.com"]))
+                }
+            } catch {
+                shared.fail("\(error)")
+            }
+            shared.finish()
+        }
+        for _ in 0..<3 {
+            DispatchQueue.global().async(group: group) {
+                var last: UInt64 = 0
+                repeat {
+                    do {
+                        let count = try crm.countCustomers()
+                        if count < last { shared.fail("count went back from \(last) to \(count)") }
+                        last = count
+                        _ = try crm.listCustomers(query: ListCustomers(sort: .name, limit: 20))
+                        _ = try crm.search(query: "customer", limit: 5)
+                    } catch {
+                        shared.fail("\(error)")
+                    }
+                } while !shared.finished
+            }
+        }
+        group.wait()
+        XCTAssertEqual(shared.allFailures, [])
+        XCTAssertEqual(try crm.countCustomers(), UInt64(writes))
+    }
+
+    // MARK: progress listener
+
+    final class Recorder: ImportProgressListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var seen: [ImportProgress] = []
+        func onProgress(progress: ImportProgress) throws {
+            lock.lock(); seen.append(progress); lock.unlock()
+        }
+    }
+
+    final class Throwing: ImportProgressListener, @unchecked Sendable {
+        struct Boom: Error {}
+        func onProgress(progress: ImportProgress) throws { throw Boom() }
+    }
+
+    func testTheProgressListenerIsCalledEveryNRowsAndAtTheEnd() throws {
+        let crm = try memory()
+        let recorder = Recorder()
+        let people = (1...7).map { NewCustomer(name: "P\($0)") } + [NewCustomer(name: ""), NewCustomer(name: "P9")]
+        let report = try crm.importCustomers(
+            customers: people,
+            options: ImportOptions(mode: .skipInvalid, progressEvery: 3),
+            listener: recorder
+        )
+        XCTAssertEqual(report.inserted, 8)
+        XCTAssertEqual(report.errors.map(\.row), [8])
+        XCTAssertEqual(recorder.seen.map(\.rows), [3, 6, 9, 9])
+    }
+
+    func testAListenerThatThrowsDoesNotStopTheImportOrBreakTheLibrary() throws {
+        let crm = try memory()
+        let report = try crm.importCustomers(
+            customers: (1...5).map { NewCustomer(name: "P\($0)") },
+            options: ImportOptions(progressEvery: 1),
+            listener: Throwing()
+        )
+        XCTAssertEqual(report.inserted, 5)
+        XCTAssertEqual(try crm.createCustomer(customer: ana()).name, "Ana Novak")
+    }
+
+    // MARK: pagination
+
+    func testListingPagesThroughEveryCustomerWithCursors() throws {
+        let crm = try memory()
+        let names = (0..<25).map { String(format: "Customer %02d", $0) }
+        for name in names.shuffled() { _ = try crm.createCustomer(customer: NewCustomer(name: name)) }
+        var seen: [String] = []
+        var cursor: String? = nil
+        var pages = 0
+        repeat {
+            let page = try crm.listCustomers(query: ListCustomers(sort: .name, limit: 10, cursor: cursor))
+            seen += page.items.map(\.name)
+            cursor = page.nextCursor
+            pages += 1
+        } while cursor != nil
+        XCTAssertEqual(pages, 3)
+        XCTAssertEqual(seen, names)
+    }
+
+    // MARK: import and export
+
+    func testCustomersExportedToCsvImportIntoAnotherCrmUnchanged() throws {
+        let csv = dir.appendingPathComponent("customers.csv").path
+        let crm = try memory()
+        var new = ana()
+        new.tags = ["vip"]
+        new.birthDate = "1990-02-28"
+        _ = try crm.createCustomer(customer: new)
+        XCTAssertEqual(try crm.exportCustomers(path: csv, format: .csv), 1)
+        let copy = try memory()
+        XCTAssertEqual(try copy.importCustomersCsv(path: csv).inserted, 1)
+        let a = try crm.listCustomers().items[0]
+        let b = try copy.listCustomers().items[0]
+        XCTAssertEqual([a.name, a.birthDate], [b.name, b.birthDate])
+        XCTAssertEqual(a.emails, b.emails)
+        XCTAssertEqual(a.tags, b.tags)
+    }
+}
