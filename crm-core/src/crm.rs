@@ -411,7 +411,14 @@ impl Crm {
         let rows = self.db.read(|conn| {
             let rowid = db::customers::rowid_of(conn, customer)?
                 .ok_or(Error::NotFound { entity: "customer" })?;
-            db::interactions::timeline(conn, rowid, customer, before, query.kind.as_ref(), limit + 1)
+            db::interactions::timeline(
+                conn,
+                rowid,
+                customer,
+                before,
+                query.kind.as_ref(),
+                limit + 1,
+            )
         })?;
         Ok(page::paginate(rows, limit))
     }

@@ -142,7 +142,8 @@ pub(crate) fn timeline(
     kind: Option<&InteractionKind>,
     limit: u32,
 ) -> Result<Vec<((i64, i64), Interaction)>> {
-    let mut sql = format!("SELECT {TIMELINE_COLUMNS} FROM interactions i WHERE i.customer_rowid = ?1");
+    let mut sql =
+        format!("SELECT {TIMELINE_COLUMNS} FROM interactions i WHERE i.customer_rowid = ?1");
     if before.is_some() {
         sql.push_str(" AND (i.occurred_at, i.rowid) < (?2, ?3)");
     }

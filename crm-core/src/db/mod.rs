@@ -161,7 +161,9 @@ impl Database {
         // A read sees one consistent snapshot even across several statements.
         conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
         let result = f(&conn);
-        let _ = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        let _ = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
         let mut readers = lock(&self.readers);
         if readers.len() < MAX_IDLE_READERS && lock(&self.writer).is_some() {
             readers.push(conn);

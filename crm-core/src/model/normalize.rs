@@ -170,7 +170,8 @@ pub fn minor_to_amount(minor: i64, currency_code: &str) -> Result<String, &'stat
 /// assert!(date("2023-02-29").is_err());
 /// ```
 pub fn date(raw: &str) -> Result<chrono::NaiveDate, &'static str> {
-    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "must be a date (YYYY-MM-DD)")
+    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| "must be a date (YYYY-MM-DD)")
 }
 
 /// Validates an ISO 3166-1 alpha-2 country code and upper-cases it.
