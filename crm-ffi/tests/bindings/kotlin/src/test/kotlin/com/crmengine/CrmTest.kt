@@ -43,6 +43,20 @@ class CrmTest {
     // ----- conversions ---------------------------------------------------------
 
     @Test
+    fun `the README example runs`() {
+        Crm.openInMemory().use { crm ->            // or Crm.open(path)
+            val ana = crm.createCustomer(NewCustomer(firstName = "Ana", lastName = "Novak", emails = listOf("Ana@Example.com")))
+            crm.logInteraction(NewInteraction(CustomerRef.Id(ana.id), InteractionKind.Purchase, amountMinor = 12_990L, currency = "EUR"))
+            try {
+                crm.createCustomer(NewCustomer(name = "Bo", emails = listOf("not an email")))
+            } catch (e: CrmException.Validation) {
+                check(e.field == "emails[0]")
+            }
+            assertEquals(1UL, crm.countInteractions())
+        }
+    }
+
+    @Test
     fun `a created customer comes back with every field converted`() = memory().use { crm ->
         val org = crm.createCustomer(NewCustomer(kind = CustomerKind.ORGANIZATION, name = "Acme d.o.o."))
         val before = Instant.now().minusSeconds(5)
