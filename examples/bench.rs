@@ -26,11 +26,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.get(1).map(String::as_str) == Some("--csv-import") {
         return csv_import_child(&args[2], &args[3]);
     }
-    let customers: u64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let customers: u64 = args
+        .get(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let dir = tempfile::tempdir()?;
-    println!("# crm-core bench: {customers} customers, ~10 interactions each, {} cores", std::thread::available_parallelism()?.get());
+    println!(
+        "# crm-core bench: {customers} customers, ~10 interactions each, {} cores",
+        std::thread::available_parallelism()?.get()
+    );
 
-    let generator = Generator::new(SynthConfig { customers, ..SynthConfig::default() });
+    let generator = Generator::new(SynthConfig {
+        customers,
+        ..SynthConfig::default()
+    });
     let people: Vec<_> = generator.people(&[]).collect();
     let n_people = people.len() as f64;
 
@@ -53,7 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for p in &people {
                 stmt.execute(params![
                     p.external_id,
-                    format!("{} {}", p.first_name.as_deref().unwrap_or(""), p.last_name.as_deref().unwrap_or("")),
+                    format!(
+                        "{} {}",
+                        p.first_name.as_deref().unwrap_or(""),
+                        p.last_name.as_deref().unwrap_or("")
+                    ),
                     p.emails.first(),
                     p.phones.first(),
                     p.country,
@@ -83,7 +97,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut count = 0_u64;
     {
         let mut w = csv::Writer::from_path(&csv_path)?;
-        w.write_record(["customer_external_id", "kind", "channel", "direction", "occurred_at", "subject", "amount_minor", "currency", "product", "quantity", "score"])?;
+        w.write_record([
+            "customer_external_id",
+            "kind",
+            "channel",
+            "direction",
+            "occurred_at",
+            "subject",
+            "amount_minor",
+            "currency",
+            "product",
+            "quantity",
+            "score",
+        ])?;
         for i in generator.interactions() {
             let ext = match &i.customer {
                 crm_core::CustomerRef::ExternalId(e) => e.clone(),
@@ -122,7 +148,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut stmt = tx.prepare("INSERT INTO interactions (customer_id, kind, occurred_at, subject, amount_minor, currency, product) VALUES (?, ?, ?, ?, ?, ?, ?)")?;
             let mut last: Option<(String, i64)> = None;
             for i in &interactions {
-                let crm_core::CustomerRef::ExternalId(ext) = &i.customer else { unreachable!() };
+                let crm_core::CustomerRef::ExternalId(ext) = &i.customer else {
+                    unreachable!()
+                };
                 let id = match &last {
                     Some((e, id)) if e == ext => *id,
                     _ => {
@@ -131,7 +159,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         id
                     }
                 };
-                stmt.execute(params![id, i.kind.as_str(), i.occurred_at.map(|t| t.timestamp_micros()), i.subject, i.amount_minor, i.currency, i.product])?;
+                stmt.execute(params![
+                    id,
+                    i.kind.as_str(),
+                    i.occurred_at.map(|t| t.timestamp_micros()),
+                    i.subject,
+                    i.amount_minor,
+                    i.currency,
+                    i.product
+                ])?;
             }
         }
         tx.commit()?;
@@ -151,21 +187,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Point queries against hand-written SQL on the same file.
     let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let ids: Vec<CustomerId> = {
-        let mut stmt = conn.prepare("SELECT id FROM customers WHERE rowid % 997 = 0 AND kind = 'person'")?;
+        let mut stmt =
+            conn.prepare("SELECT id FROM customers WHERE rowid % 997 = 0 AND kind = 'person'")?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| Ok(r?.iter().map(|b| format!("{b:02x}")).collect::<String>().parse()?))
-            .collect::<Result<_, Box<dyn std::error::Error>>>()?
+        rows.map(|r| {
+            Ok(r?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .parse()?)
+        })
+        .collect::<Result<_, Box<dyn std::error::Error>>>()?
     };
     let raw_ids: Vec<Vec<u8>> = ids.iter().map(|i| i.as_bytes().to_vec()).collect();
-    let get_ours = per_call(ids.len(), |k| {
-        crm.get_customer(ids[k]).map(|_| ())
-    })?;
+    let get_ours = per_call(ids.len(), |k| crm.get_customer(ids[k]).map(|_| ()))?;
     let get_base = per_call(ids.len(), |k| {
         let mut stmt = conn.prepare_cached("SELECT * FROM customers WHERE id = ?")?;
-        stmt.query_row([&raw_ids[k]], |r| r.get::<_, String>("name")).map(|_| ()).map_err(crm_core::Error::from)
+        stmt.query_row([&raw_ids[k]], |r| r.get::<_, String>("name"))
+            .map(|_| ())
+            .map_err(crm_core::Error::from)
     })?;
     report_latency("get customer by id", get_ours, get_base);
-    let tl_ours = per_call(ids.len(), |k| crm.timeline(ids[k], &TimelineQuery::default()).map(|_| ()))?;
+    let tl_ours = per_call(ids.len(), |k| {
+        crm.timeline(ids[k], &TimelineQuery::default()).map(|_| ())
+    })?;
     let tl_base = per_call(ids.len(), |k| {
         let mut stmt = conn.prepare_cached(
             "SELECT i.* FROM interactions i WHERE i.customer_rowid = (SELECT rowid FROM customers WHERE id = ?) ORDER BY occurred_at DESC, rowid DESC LIMIT 51",
@@ -175,13 +220,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })?;
     report_latency("timeline, 50 latest", tl_ours, tl_base);
-    let words = ["novak", "muller", "smith", "garcia", "blue", "warranty", "ana", "luka", "rossi", "delay"];
-    let s_ours = per_call(words.len() * 20, |k| crm.search(words[k % words.len()], 20).map(|_| ()))?;
+    let words = [
+        "novak", "muller", "smith", "garcia", "blue", "warranty", "ana", "luka", "rossi", "delay",
+    ];
+    let s_ours = per_call(words.len() * 20, |k| {
+        crm.search(words[k % words.len()], 20).map(|_| ())
+    })?;
     let s_base = per_call(words.len() * 20, |k| {
         let mut stmt = conn.prepare_cached(
             "SELECT c.* FROM customer_search JOIN customers c ON c.rowid = customer_search.rowid WHERE customer_search MATCH ? ORDER BY rank LIMIT 20",
         )?;
-        let rows = stmt.query_map([format!("\"{}\"*", words[k % words.len()])], |r| r.get::<_, String>("name"))?;
+        let rows = stmt.query_map([format!("\"{}\"*", words[k % words.len()])], |r| {
+            r.get::<_, String>("name")
+        })?;
         rows.count();
         Ok(())
     })?;
@@ -189,13 +240,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let exported = crm.export_customers(std::io::sink(), ExportFormat::Csv)?;
-    println!("export customers (CSV) {:>10.0} rows/s", exported as f64 / started.elapsed().as_secs_f64());
+    println!(
+        "export customers (CSV) {:>10.0} rows/s",
+        exported as f64 / started.elapsed().as_secs_f64()
+    );
 
     // Peak memory of a CSV import, in a fresh process.
     let child_db = dir.path().join("csv-import.crm");
-    crm.export_customers(std::fs::File::create(dir.path().join("c.csv"))?, ExportFormat::Csv)?;
+    crm.export_customers(
+        std::fs::File::create(dir.path().join("c.csv"))?,
+        ExportFormat::Csv,
+    )?;
     let out = std::process::Command::new(std::env::current_exe()?)
-        .args(["--csv-import", &csv_path.display().to_string(), &child_db.display().to_string()])
+        .args([
+            "--csv-import",
+            &csv_path.display().to_string(),
+            &child_db.display().to_string(),
+        ])
         .env("BENCH_CUSTOMERS_CSV", dir.path().join("c.csv"))
         .output()?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
@@ -206,7 +267,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Mean time per call over `n` calls (after a warm-up pass over the first
 /// tenth).
-fn per_call(n: usize, mut f: impl FnMut(usize) -> crm_core::Result<()>) -> Result<Duration, Box<dyn std::error::Error>> {
+fn per_call(
+    n: usize,
+    mut f: impl FnMut(usize) -> crm_core::Result<()>,
+) -> Result<Duration, Box<dyn std::error::Error>> {
     for k in 0..n / 10 {
         f(k)?;
     }
@@ -231,7 +295,12 @@ fn report_latency(what: &str, ours: Duration, base: Duration) {
 fn csv_import_child(csv: &str, db: &str) -> Result<(), Box<dyn std::error::Error>> {
     let crm = Crm::open(db)?;
     let customers = std::env::var("BENCH_CUSTOMERS_CSV")?;
-    crm.import_customers_csv(std::fs::File::open(customers)?, &ColumnMapping::default(), &ImportOptions::default(), None)?;
+    crm.import_customers_csv(
+        std::fs::File::open(customers)?,
+        &ColumnMapping::default(),
+        &ImportOptions::default(),
+        None,
+    )?;
     let started = Instant::now();
     let report = crm.import_interactions_csv(
         std::io::BufReader::new(std::fs::File::open(csv)?),
@@ -241,7 +310,10 @@ fn csv_import_child(csv: &str, db: &str) -> Result<(), Box<dyn std::error::Error
     )?;
     let secs = started.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: unknown");
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: unknown");
     println!(
         "interactions CSV import {:>10.0} rows/s   peak RSS of the importing process: {}",
         report.inserted as f64 / secs,

@@ -1004,8 +1004,17 @@ fn a_progress_callback_that_uses_the_same_handle_gets_busy_instead_of_a_deadlock
     let inner = crm.clone();
     crm.import_customers(
         vec![person("Ana", "ana@example.com")],
-        &ImportOptions { progress_every: 1, ..Default::default() },
-        Some(&mut |_| seen.push(inner.count_customers().map_err(|e| matches!(e, Error::Busy)))),
+        &ImportOptions {
+            progress_every: 1,
+            ..Default::default()
+        },
+        Some(&mut |_| {
+            seen.push(
+                inner
+                    .count_customers()
+                    .map_err(|e| matches!(e, Error::Busy)),
+            )
+        }),
     )
     .unwrap();
     // Inside the import: refused; after it (the final call): answered.
