@@ -181,11 +181,9 @@ impl Crm {
     pub fn open_with(path: Option<&Path>, options: OpenOptions) -> Result<Crm> {
         let default_region = match options.default_region {
             Some(r) => {
-                // Validate the region once, here, rather than on every phone.
-                crate::model::normalize::phone("+12025550143", Some(&r)).map_err(|_| {
-                    Error::validation("default_region", "not a known ISO 3166 country code")
-                })?;
-                Some(r.to_ascii_uppercase())
+                crate::model::normalize::phone_region(&r)
+                    .map_err(|reason| Error::validation("default_region", reason))?;
+                Some(r.trim().to_ascii_uppercase())
             }
             None => None,
         };

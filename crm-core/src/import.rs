@@ -532,6 +532,23 @@ pub(crate) fn interaction_from_record(record: &Map<String, Value>) -> FieldResul
 
 // ----- sources --------------------------------------------------------------
 
+/// Numbers records from 1; a record with a key that is no field is a row
+/// error naming the key.
+fn numbered_records(
+    records: impl IntoIterator<Item = Map<String, Value>>,
+    target: Target,
+) -> impl Iterator<Item = Result<NumberedRecord>> {
+    let mapping = ColumnMapping::default();
+    records.into_iter().zip(1..).map(move |(record, row)| {
+        let keys: Vec<String> = record.keys().cloned().collect();
+        match resolve_columns(&keys, &mapping, target) {
+            Ok(_) => Ok((row, Ok(record))),
+            Err(Error::Validation { field, reason }) => Ok((row, Err((field, reason)))),
+            Err(other) => Err(other),
+        }
+    })
+}
+
 /// A numbered record or a row-level error.
 pub(crate) type NumberedRecord = NumberedRow<Map<String, Value>>;
 
@@ -992,12 +1009,7 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let mapping = ColumnMapping::default();
-        let rows = records.into_iter().zip(1..).map(|(record, row)| {
-            let keys: Vec<String> = record.keys().cloned().collect();
-            resolve_columns(&keys, &mapping, Target::Customers)?;
-            Ok((row, Ok(record)))
-        });
+        let rows = numbered_records(records, Target::Customers);
         self.import_customer_rows(
             rows,
             |record| customer_from_record(&record),
@@ -1062,12 +1074,7 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
-        let mapping = ColumnMapping::default();
-        let rows = records.into_iter().zip(1..).map(|(record, row)| {
-            let keys: Vec<String> = record.keys().cloned().collect();
-            resolve_columns(&keys, &mapping, Target::Interactions)?;
-            Ok((row, Ok(record)))
-        });
+        let rows = numbered_records(records, Target::Interactions);
         self.import_interaction_rows(
             rows,
             |record| interaction_from_record(&record),

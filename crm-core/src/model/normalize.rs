@@ -56,13 +56,7 @@ pub fn phone(raw: &str, default_region: Option<&str>) -> Result<String, &'static
     if trimmed.len() > 64 {
         return Err("is longer than 64 characters");
     }
-    let region = match default_region {
-        Some(code) => Some(
-            phonenumber::country::Id::from_str(&code.to_ascii_uppercase())
-                .map_err(|_| "default region is not a known ISO 3166 country code")?,
-        ),
-        None => None,
-    };
+    let region = default_region.map(phone_region).transpose()?;
     if region.is_none() && !trimmed.starts_with('+') && !trimmed.starts_with("00") {
         return Err("has no country code and no default region is set");
     }
@@ -71,6 +65,19 @@ pub fn phone(raw: &str, default_region: Option<&str>) -> Result<String, &'static
         return Err("not a valid phone number");
     }
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Checks that `code` is a region phone numbers can be read in (an ISO 3166
+/// alpha-2 code known to the numbering plan, e.g. `"SI"`).
+///
+/// ```
+/// use crm_core::normalize::phone_region;
+/// assert!(phone_region("si").is_ok());
+/// assert!(phone_region("XX").is_err());
+/// ```
+pub fn phone_region(code: &str) -> Result<phonenumber::country::Id, &'static str> {
+    phonenumber::country::Id::from_str(&code.trim().to_ascii_uppercase())
+        .map_err(|_| "is not a known ISO 3166 country code")
 }
 
 /// Validates an ISO-4217 currency code and returns it upper-cased.
@@ -285,7 +292,10 @@ mod tests {
             Err("has no country code and no default region is set")
         );
         assert_eq!(phone("040 123 456", Some("si")).unwrap(), "+38640123456");
-        assert!(phone("040 123 456", Some("XX")).is_err());
+        assert_eq!(
+            phone("040 123 456", Some("XX")),
+            Err("is not a known ISO 3166 country code")
+        );
     }
 
     #[test]
