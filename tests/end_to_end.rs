@@ -1021,3 +1021,47 @@ fn a_progress_callback_that_uses_the_same_handle_gets_busy_instead_of_a_deadlock
     assert_eq!(seen.first(), Some(&Err(true)));
     assert_eq!(seen.last(), Some(&Ok(1)));
 }
+
+#[test]
+fn an_export_imports_into_another_crm_with_people_linked_to_their_organizations() {
+    let crm = crm();
+    let acme = crm
+        .create_customer(NewCustomer {
+            kind: CustomerKind::Organization,
+            external_id: Some("ORG-1".into()),
+            name: Some("Acme".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    crm.create_customer(NewCustomer {
+        organization_id: Some(acme.id),
+        ..person("Ana", "ana@example.com")
+    })
+    .unwrap();
+    for format in [ExportFormat::Csv, ExportFormat::Ndjson] {
+        let mut out = Vec::new();
+        crm.export_customers(&mut out, format).unwrap();
+        let copy = Crm::open_in_memory().unwrap();
+        match format {
+            ExportFormat::Csv => copy.import_customers_csv(
+                out.as_slice(),
+                &ColumnMapping::default(),
+                &ImportOptions::default(),
+                None,
+            ),
+            ExportFormat::Ndjson => copy.import_customers_ndjson(
+                out.as_slice(),
+                &ColumnMapping::default().map("organization_id", "organization_id"),
+                &ImportOptions::default(),
+                None,
+            ),
+        }
+        .unwrap();
+        let org = copy.find_customer_by_external_id("ORG-1").unwrap().unwrap();
+        let ana = copy
+            .find_customer_by_email("ana@example.com")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ana.organization_id, Some(org.id), "{format:?}");
+    }
+}

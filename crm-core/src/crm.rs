@@ -515,9 +515,14 @@ impl Crm {
 
     /// Full-text search over names, emails, phones, organization names and
     /// interaction subjects. Every word must match; the last one matches as a
-    /// prefix. Customers matching on their own fields come first (by BM25),
-    /// then customers found through an interaction subject; each customer
-    /// appears once.
+    /// prefix. Customers matching on their own fields come first, ranked by
+    /// BM25 (name over emails and phones over organization), then customers
+    /// found through the subject of an interaction, most recent first; each
+    /// customer appears once.
+    ///
+    /// Ranking visits every match: over a million customers a one- or
+    /// two-letter prefix that matches a large share of them takes tens of
+    /// milliseconds, a name a few milliseconds.
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
         let limit = page::check_limit(limit)?;
         let fts = db::search::fts_query(query)?;

@@ -45,6 +45,7 @@ pub const CUSTOMER_COLUMNS: &[&str] = &[
     "first_name",
     "last_name",
     "organization_id",
+    "organization_external_id",
     "emails",
     "phones",
     "addresses",
@@ -83,7 +84,24 @@ fn io(e: impl std::fmt::Display) -> Error {
     Error::Io(e.to_string())
 }
 
-fn customer_csv_row(c: &Customer) -> Result<Vec<String>> {
+/// A customer as exported: with the external id of their organization, so
+/// that an import into another CRM (where ids differ) can link them again.
+#[derive(Serialize)]
+struct ExportedCustomer {
+    #[serde(flatten)]
+    customer: Customer,
+    organization_external_id: Option<String>,
+}
+
+fn exported_customer(row: &rusqlite::Row<'_>) -> Result<ExportedCustomer> {
+    Ok(ExportedCustomer {
+        customer: db::customers::from_row(row)?,
+        organization_external_id: row.get("organization_external_id")?,
+    })
+}
+
+fn customer_csv_row(e: &ExportedCustomer) -> Result<Vec<String>> {
+    let c = &e.customer;
     let opt = |o: &Option<String>| o.clone().unwrap_or_default();
     Ok(vec![
         c.id.to_string(),
@@ -93,6 +111,7 @@ fn customer_csv_row(c: &Customer) -> Result<Vec<String>> {
         opt(&c.first_name),
         opt(&c.last_name),
         c.organization_id.map(|o| o.to_string()).unwrap_or_default(),
+        opt(&e.organization_external_id),
         c.emails.join(";"),
         c.phones.join(";"),
         if c.addresses.is_empty() {
@@ -181,10 +200,15 @@ fn stream<W: Write, T: Serialize>(
 }
 
 impl Crm {
-    /// Writes every customer, in creation order; returns how many.
+    /// Writes every customer, in creation order; returns how many. Each row
+    /// also carries `organization_external_id`, which an import prefers to
+    /// `organization_id`: a copy in another CRM links people to their
+    /// organizations again (organizations come first, having been created
+    /// first).
     pub fn export_customers<W: Write>(&self, out: W, format: ExportFormat) -> Result<u64> {
         let sql = format!(
-            "SELECT {} FROM customers c ORDER BY c.rowid",
+            "SELECT {}, (SELECT o.external_id FROM customers o WHERE o.rowid = c.organization_rowid) \
+             AS organization_external_id FROM customers c ORDER BY c.rowid",
             db::customers::COLUMNS
         );
         self.db.read(|conn| {
@@ -194,7 +218,7 @@ impl Crm {
                 out,
                 format,
                 CUSTOMER_COLUMNS,
-                db::customers::from_row,
+                exported_customer,
                 customer_csv_row,
             )
         })

@@ -436,9 +436,14 @@ pub(crate) fn customer_from_record(record: &Map<String, Value>) -> FieldResult<C
             name: text(record, "name")?,
             first_name: text(record, "first_name")?,
             last_name: text(record, "last_name")?,
-            organization_id: text(record, "organization_id")?
-                .map(|s| customer_id("organization_id", &s))
-                .transpose()?,
+            // An external id names the organization in any CRM; an id only in
+            // the one it came from, so the external id wins when both are given.
+            organization_id: match text(record, "organization_external_id")? {
+                Some(_) => None,
+                None => text(record, "organization_id")?
+                    .map(|s| customer_id("organization_id", &s))
+                    .transpose()?,
+            },
             emails,
             phones,
             addresses,
@@ -961,18 +966,30 @@ impl Crm {
                 };
                 Ok((customer, valid))
             },
-            |tx, _, (customer, valid)| {
-                let (rowid, _) = db::interactions::resolve_customer(tx, &customer)?;
-                db::interactions::insert(
-                    tx,
-                    &self.context,
-                    rowid,
-                    &valid,
-                    InteractionId::new(),
-                    Crm::now(),
-                    true,
-                )?;
-                Ok(Applied::Inserted)
+            {
+                // Exports and event logs list a customer's interactions
+                // together: remember the last customer looked up.
+                let mut last: Option<(CustomerRef, i64)> = None;
+                move |tx, _, (customer, valid)| {
+                    let rowid = match &last {
+                        Some((seen, rowid)) if *seen == customer => *rowid,
+                        _ => {
+                            let (rowid, _) = db::interactions::resolve_customer(tx, &customer)?;
+                            last = Some((customer, rowid));
+                            rowid
+                        }
+                    };
+                    db::interactions::insert(
+                        tx,
+                        &self.context,
+                        rowid,
+                        &valid,
+                        InteractionId::new(),
+                        Crm::now(),
+                        true,
+                    )?;
+                    Ok(Applied::Inserted)
+                }
             },
         )
     }

@@ -26,6 +26,24 @@ thread_local! {
     static WRITING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Marks this thread as writing to a database until dropped, so that even a
+/// panic inside the transaction clears the mark.
+struct Writing(usize);
+
+impl Writing {
+    fn enter(db: &Database) -> Writing {
+        let me = db as *const Database as usize;
+        WRITING.with(|w| w.borrow_mut().push(me));
+        Writing(me)
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.borrow_mut().retain(|d| *d != self.0));
+    }
+}
+
 /// State of a bulk insert: rows are written without their change-log entry
 /// and search-index entry, which [`finish_bulk`] adds for all of them in one
 /// pass; attribute types are looked up once per import.
@@ -70,6 +88,9 @@ pub(crate) fn finish_bulk(
 pub(crate) struct Database {
     writer: Mutex<Option<Connection>>,
     readers: Mutex<Vec<Connection>>,
+    /// Set by [`Database::close`]; read without taking the writer's lock, so
+    /// that reads never wait for a write.
+    closed: std::sync::atomic::AtomicBool,
     /// `None` for an in-memory database, which has a single connection.
     path: Option<PathBuf>,
     busy_timeout_ms: u32,
@@ -102,6 +123,7 @@ impl Database {
         Ok(Database {
             writer: Mutex::new(Some(conn)),
             readers: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             path: path.map(Path::to_path_buf),
             busy_timeout_ms,
         })
@@ -125,11 +147,10 @@ impl Database {
         let mut guard = lock(&self.writer);
         let conn = guard.as_mut().ok_or(Error::Closed)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let me = self as *const Database as usize;
-        WRITING.with(|w| w.borrow_mut().push(me));
-        let value = f(&tx);
-        WRITING.with(|w| w.borrow_mut().retain(|d| *d != me));
-        let value = value?;
+        let value = {
+            let _writing = Writing::enter(self);
+            f(&tx)?
+        };
         tx.commit()?;
         Ok(value)
     }
@@ -143,7 +164,7 @@ impl Database {
             let conn = guard.as_ref().ok_or(Error::Closed)?;
             return f(conn);
         };
-        if lock(&self.writer).is_none() {
+        if self.is_closed() {
             return Err(Error::Closed);
         }
         let pooled = lock(&self.readers).pop();
@@ -165,14 +186,20 @@ impl Database {
             .prepare_cached("COMMIT")
             .and_then(|mut s| s.execute([]));
         let mut readers = lock(&self.readers);
-        if readers.len() < MAX_IDLE_READERS && lock(&self.writer).is_some() {
+        if readers.len() < MAX_IDLE_READERS && !self.is_closed() {
             readers.push(conn);
         }
         result
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Closes every connection; later calls fail with [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         lock(&self.readers).clear();
         if let Some(conn) = lock(&self.writer).take() {
             conn.close().map_err(|(_, e)| Error::from(e))?;

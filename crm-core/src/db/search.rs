@@ -57,8 +57,13 @@ pub(crate) fn customers(
     Ok(out)
 }
 
-/// Interactions whose subject matches, best first: `(score, customer rowid,
-/// interaction id, subject)`.
+/// Interactions whose subject matches, most recently logged first:
+/// `(score, customer rowid, interaction id, subject)`.
+///
+/// Not ranked by relevance: subjects repeat (templates, replies), so a
+/// common word matches a large share of millions of interactions, and ranking
+/// them all would cost hundreds of milliseconds; FTS5 walks its index in
+/// rowid order and stops at the limit.
 pub(crate) fn interactions(
     conn: &Connection,
     query: &str,
@@ -67,7 +72,7 @@ pub(crate) fn interactions(
     let mut stmt = conn.prepare_cached(
         "SELECT interaction_search.rank, i.customer_rowid, i.id, i.subject \
          FROM interaction_search JOIN interactions i ON i.rowid = interaction_search.rowid \
-         WHERE interaction_search MATCH ?1 ORDER BY interaction_search.rank LIMIT ?2",
+         WHERE interaction_search MATCH ?1 ORDER BY interaction_search.rowid DESC LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![query, limit])?;
     let mut out = Vec::new();

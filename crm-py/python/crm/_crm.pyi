@@ -1,0 +1,266 @@
+"""Stubs of the compiled module `crm._crm` (checked with mypy.stubtest)."""
+
+import datetime
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, Unpack, final
+
+from crm.types import (
+    AttributeDefinition,
+    AttributeType,
+    Change,
+    ConsentRecord,
+    ConsentStatus,
+    Customer,
+    CustomerFields,
+    CustomerPatchFields,
+    CustomerRef,
+    ImportMode,
+    ImportProgress,
+    ImportReport,
+    Interaction,
+    InteractionFields,
+    LegalBasis,
+    Page,
+    SearchHit,
+    Sort,
+    Upserted,
+)
+
+__all__ = [
+    "Crm",
+    "open",
+    "CrmError",
+    "NotFoundError",
+    "ValidationError",
+    "ConflictError",
+    "IncompatibleDatabaseError",
+    "CorruptDatabaseError",
+    "BusyError",
+    "ClosedError",
+    "StorageError",
+    "SCHEMA_VERSION",
+    "__version__",
+]
+
+__version__: str
+SCHEMA_VERSION: int
+
+_Path = str | os.PathLike[str]
+_Progress = Callable[[ImportProgress], object]
+
+class CrmError(Exception):
+    """Base class of every error raised by crm."""
+
+class NotFoundError(CrmError):
+    """The entity does not exist; `entity` names its kind."""
+
+    entity: str
+
+class ValidationError(CrmError):
+    """Input was rejected: `field` names what, `reason` says why; `row` is the
+    1-based row of an import, else None."""
+
+    field: str
+    reason: str
+    row: int | None
+
+class ConflictError(CrmError):
+    """A uniqueness rule would break (an email or external id in use)."""
+
+    field: str
+    reason: str
+
+class IncompatibleDatabaseError(CrmError):
+    """The file's schema version `found` is newer than `supported`."""
+
+    found: int
+    supported: int
+
+class CorruptDatabaseError(CrmError):
+    """The file is not a CRM database or is damaged."""
+
+class BusyError(CrmError):
+    """The database is locked."""
+
+class ClosedError(CrmError):
+    """The handle was closed."""
+
+class StorageError(CrmError):
+    """Any other storage or file I/O failure."""
+
+def open(
+    path: _Path = ":memory:",
+    *,
+    default_region: str | None = None,
+    busy_timeout_ms: int = 5000,
+) -> Crm:
+    """Opens a CRM: a file path (created if needed) or ":memory:"."""
+
+@final
+class Crm:
+    """A handle on one CRM database, usable from many threads."""
+
+    def __new__(
+        cls,
+        path: _Path = ":memory:",
+        *,
+        default_region: str | None = None,
+        busy_timeout_ms: int = 5000,
+    ) -> Crm: ...
+    def __enter__(self) -> Crm: ...
+    def __exit__(
+        self,
+        *_args: type[BaseException] | BaseException | TracebackType | None,
+    ) -> bool: ...
+    def close(self) -> None: ...
+    def with_actor(self, actor: str, source: str | None = None) -> Crm: ...
+
+    # customers
+    def create_customer(
+        self, customer: Mapping[str, Any] | None = None, /, **fields: Unpack[CustomerFields]
+    ) -> Customer: ...
+    def get_customer(self, id: str) -> Customer: ...
+    def find_customer_by_external_id(self, external_id: str) -> Customer | None: ...
+    def find_customer_by_email(self, email: str) -> Customer | None: ...
+    def update_customer(
+        self,
+        id: str,
+        changes: Mapping[str, Any] | None = None,
+        /,
+        **fields: Unpack[CustomerPatchFields],
+    ) -> Customer: ...
+    def delete_customer(self, id: str) -> None: ...
+    def upsert_customer(
+        self, customer: Mapping[str, Any] | None = None, /, **fields: Unpack[CustomerFields]
+    ) -> Upserted: ...
+    def list_customers(
+        self,
+        sort: Sort = "created_at",
+        descending: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Customer]: ...
+    def iter_customers(
+        self, sort: Sort = "created_at", descending: bool = False, page_size: int = 500
+    ) -> Iterator[Customer]: ...
+    def count_customers(self) -> int: ...
+    def define_attribute(self, key: str, type: AttributeType) -> None: ...
+    def attribute_definitions(self) -> list[AttributeDefinition]: ...
+
+    # interactions
+    def log_interaction(
+        self, customer: str | CustomerRef, kind: str, **fields: Unpack[InteractionFields]
+    ) -> Interaction: ...
+    def get_interaction(self, id: str) -> Interaction: ...
+    def timeline(
+        self,
+        customer_id: str,
+        kind: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Interaction]: ...
+    def iter_timeline(
+        self, customer_id: str, kind: str | None = None, page_size: int = 500
+    ) -> Iterator[Interaction]: ...
+    def count_interactions(self) -> int: ...
+
+    # consent
+    def record_consent(
+        self,
+        customer_id: str,
+        purpose: str,
+        status: ConsentStatus,
+        *,
+        channel: str | None = None,
+        legal_basis: LegalBasis | None = None,
+        source: str | None = None,
+        proof: str | None = None,
+        recorded_at: datetime.datetime | datetime.date | str | None = None,
+    ) -> ConsentRecord: ...
+    def consent(
+        self, customer_id: str, purpose: str, channel: str | None = None
+    ) -> ConsentRecord | None: ...
+    def has_consent(self, customer_id: str, purpose: str, channel: str | None = None) -> bool: ...
+    def consent_history(
+        self, customer_id: str, purpose: str | None = None
+    ) -> list[ConsentRecord]: ...
+
+    # search and change log
+    def search(self, query: str, limit: int = 20) -> list[SearchHit]: ...
+    def changes_since(self, after_seq: int = 0, limit: int = 1000) -> list[Change]: ...
+    def customer_history(self, id: str) -> list[Change]: ...
+
+    # imports
+    def import_customers(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        mode: ImportMode = "all_or_nothing",
+        upsert: bool = False,
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+    def import_customers_csv(
+        self,
+        path: _Path,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
+        mode: ImportMode = "all_or_nothing",
+        upsert: bool = False,
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+    def import_customers_ndjson(
+        self,
+        path: _Path,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
+        mode: ImportMode = "all_or_nothing",
+        upsert: bool = False,
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+    def import_interactions(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        mode: ImportMode = "all_or_nothing",
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+    def import_interactions_csv(
+        self,
+        path: _Path,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
+        mode: ImportMode = "all_or_nothing",
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+    def import_interactions_ndjson(
+        self,
+        path: _Path,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
+        mode: ImportMode = "all_or_nothing",
+        max_errors: int = 1000,
+        progress: _Progress | None = None,
+        progress_every: int = 10000,
+    ) -> ImportReport: ...
+
+    # exports
+    def export_customers(self, path: _Path, format: Literal["csv", "ndjson"] = "csv") -> int: ...
+    def export_interactions(
+        self, path: _Path, format: Literal["csv", "ndjson"] = "csv"
+    ) -> int: ...

@@ -1,0 +1,278 @@
+"""The shapes of the dicts that `crm` returns and accepts, as TypedDicts.
+
+Everything `crm` returns is a plain dict; these types only tell a type
+checker (and a reader) which keys each one has.
+
+* ids are ``str`` (UUIDv7, time-ordered);
+* times are timezone-aware ``datetime.datetime`` in UTC;
+* dates are ``datetime.date``;
+* money is an ``int`` of minor units (cents) plus an ISO-4217 currency code.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, Literal, TypedDict, TypeVar
+
+__all__ = [
+    "Address",
+    "AttributeDefinition",
+    "AttributeType",
+    "AttributeValue",
+    "Change",
+    "ConsentRecord",
+    "ConsentStatus",
+    "Customer",
+    "CustomerFields",
+    "CustomerKind",
+    "CustomerPage",
+    "CustomerPatchFields",
+    "CustomerRef",
+    "Direction",
+    "ImportMode",
+    "ImportProgress",
+    "ImportReport",
+    "Interaction",
+    "InteractionFields",
+    "InteractionPage",
+    "LegalBasis",
+    "Page",
+    "RowError",
+    "SearchHit",
+    "Sort",
+    "Upserted",
+]
+
+T = TypeVar("T")
+
+CustomerKind = Literal["person", "organization"]
+AttributeType = Literal["text", "number", "bool", "date"]
+AttributeValue = str | float | bool | datetime.date
+Direction = Literal["inbound", "outbound"]
+ConsentStatus = Literal["granted", "denied", "withdrawn"]
+LegalBasis = Literal[
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+]
+ImportMode = Literal["all_or_nothing", "skip_invalid"]
+Sort = Literal["created_at", "updated_at", "name"]
+
+
+class Address(TypedDict):
+    """A postal address."""
+
+    label: str | None
+    line1: str | None
+    line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+
+
+class Customer(TypedDict):
+    """A stored customer (person or organization)."""
+
+    id: str
+    kind: CustomerKind
+    external_id: str | None
+    name: str
+    first_name: str | None
+    last_name: str | None
+    organization_id: str | None
+    emails: list[str]
+    phones: list[str]
+    addresses: list[Address]
+    birth_date: datetime.date | None
+    locale: str | None
+    country: str | None
+    tags: list[str]
+    attributes: dict[str, AttributeValue]
+    lifecycle_stage: str
+    owner: str | None
+    source: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class Interaction(TypedDict):
+    """A stored entry of a customer's timeline."""
+
+    id: str
+    customer_id: str
+    kind: str
+    channel: str | None
+    direction: Direction | None
+    occurred_at: datetime.datetime
+    subject: str | None
+    body: str | None
+    amount_minor: int | None
+    currency: str | None
+    product: str | None
+    quantity: int | None
+    score: int | None
+    metadata: dict[str, Any] | None
+    created_at: datetime.datetime
+
+
+class ConsentRecord(TypedDict):
+    """One entry of a customer's consent ledger."""
+
+    id: str
+    customer_id: str
+    purpose: str
+    channel: str | None
+    status: ConsentStatus
+    legal_basis: LegalBasis | None
+    source: str | None
+    proof: str | None
+    recorded_at: datetime.datetime
+
+
+class Change(TypedDict):
+    """One entry of the change log."""
+
+    seq: int
+    at: datetime.datetime
+    entity: Literal["customer", "interaction", "consent"]
+    entity_id: str
+    op: Literal["created", "updated", "deleted"]
+    fields: list[str]
+    actor: str | None
+    source: str | None
+
+
+class SearchHit(TypedDict):
+    """A search result; `interaction_id` and `subject` are set when the
+    customer was found through an interaction's subject."""
+
+    customer: Customer
+    score: float
+    matched: Literal["customer", "interaction"]
+    interaction_id: str | None
+    subject: str | None
+
+
+class Upserted(TypedDict):
+    """What `upsert_customer` did."""
+
+    customer: Customer
+    created: bool
+
+
+class AttributeDefinition(TypedDict):
+    """A custom attribute's key and type."""
+
+    key: str
+    type: AttributeType
+
+
+class RowError(TypedDict):
+    """A rejected import row (1-based; CSV rows count after the header)."""
+
+    row: int
+    field: str
+    reason: str
+
+
+class ImportReport(TypedDict):
+    """The outcome of an import."""
+
+    rows: int
+    inserted: int
+    updated: int
+    rejected: int
+    errors: list[RowError]
+
+
+class ImportProgress(TypedDict):
+    """What a progress callback receives."""
+
+    rows: int
+    applied: int
+    rejected: int
+
+
+class Page(TypedDict, Generic[T]):
+    """One page of results; pass `next_cursor` back for the next one."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+CustomerPage = Page[Customer]
+InteractionPage = Page[Interaction]
+
+
+class CustomerRef(TypedDict, total=False):
+    """How an interaction names its customer: exactly one key."""
+
+    id: str
+    external_id: str
+    email: str
+
+
+class CustomerFields(TypedDict, total=False):
+    """The fields of a new customer (all optional; a name, or a first or
+    last name, is required)."""
+
+    kind: CustomerKind | None
+    external_id: str | None
+    name: str | None
+    first_name: str | None
+    last_name: str | None
+    organization_id: str | None
+    emails: Sequence[str] | None
+    phones: Sequence[str] | None
+    addresses: Sequence[Mapping[str, str | None]] | None
+    birth_date: datetime.date | str | None
+    locale: str | None
+    country: str | None
+    tags: Sequence[str] | None
+    attributes: Mapping[str, AttributeValue | int | None] | None
+    lifecycle_stage: str | None
+    owner: str | None
+    source: str | None
+
+
+class CustomerPatchFields(TypedDict, total=False):
+    """The changes of `update_customer`; None clears a field."""
+
+    external_id: str | None
+    name: str
+    first_name: str | None
+    last_name: str | None
+    organization_id: str | None
+    emails: Sequence[str] | None
+    phones: Sequence[str] | None
+    addresses: Sequence[Mapping[str, str | None]] | None
+    birth_date: datetime.date | str | None
+    locale: str | None
+    country: str | None
+    tags: Sequence[str] | None
+    set_attributes: Mapping[str, AttributeValue | int | None] | None
+    remove_attributes: Sequence[str] | None
+    lifecycle_stage: str
+    owner: str | None
+    source: str | None
+
+
+class InteractionFields(TypedDict, total=False):
+    """The optional fields of `log_interaction`."""
+
+    channel: str | None
+    direction: Direction | None
+    occurred_at: datetime.datetime | datetime.date | str | None
+    subject: str | None
+    body: str | None
+    amount_minor: int | None
+    currency: str | None
+    product: str | None
+    quantity: int | None
+    score: int | None
+    metadata: Mapping[str, Any] | None
