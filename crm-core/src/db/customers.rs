@@ -231,8 +231,11 @@ fn check(
         }
     }
     if check_emails {
+        let mut owner =
+            conn.prepare_cached("SELECT customer_rowid FROM customer_emails WHERE email = ?")?;
         for (i, email) in c.emails.iter().enumerate() {
-            if let Some((rowid, _)) = rowid_by_email(conn, email)? {
+            let found: Option<i64> = owner.query_row([email], |r| r.get(0)).optional()?;
+            if let Some(rowid) = found {
                 if Some(rowid) != own_rowid {
                     return Err(Error::conflict(
                         format!("emails[{i}]"),
