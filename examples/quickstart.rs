@@ -122,10 +122,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A change, and the change log that records it.
     let crm_as_maja = crm.with_actor("maja", Some("quickstart"));
+    let mut tags = ana.tags.clone();
+    tags.push("loyalty-programme".into());
     crm_as_maja.update_customer(
         ana.id,
         &CustomerPatch {
-            lifecycle_stage: Some("customer".into()),
+            tags: Some(tags),
+            owner: Some(Some("maja".into())),
             ..CustomerPatch::default()
         },
     )?;
