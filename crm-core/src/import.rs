@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 use crate::crm::{Crm, upsert};
 use crate::db::{self, Bulk};
 use crate::error::{Error, Result};
+use crate::model::change::EntityKind;
 use crate::model::customer::{Address, AttributeValue, Customer, CustomerKind, NewCustomer};
 use crate::model::ids::{CustomerId, InteractionId};
 use crate::model::interaction::{CustomerRef, Direction, InteractionKind, NewInteraction};
@@ -716,7 +717,7 @@ fn run<T: Send, P: Send>(
     records: impl Iterator<Item = Result<NumberedRow<T>>>,
     options: &ImportOptions,
     mut progress: Option<ProgressFn<'_>>,
-    table: &str,
+    entity: EntityKind,
     bulk: bool,
     prepare: impl Fn(T) -> Result<P> + Sync,
     mut apply: impl FnMut(&rusqlite::Connection, &mut Option<Bulk>, P) -> Result<Applied>,
@@ -724,7 +725,7 @@ fn run<T: Send, P: Send>(
     let every = options.progress_every.max(1);
     let skip = options.mode == ImportMode::SkipInvalid;
     let report = crm.db.write(|tx| {
-        let first_new_rowid = db::search::next_rowid(tx, table)?;
+        let first_new_rowid = db::next_rowid(tx, entity)?;
         let mut state = bulk.then(Bulk::default);
         let mut report = ImportReport::default();
         std::thread::scope(|scope| -> Result<()> {
@@ -834,7 +835,7 @@ fn run<T: Send, P: Send>(
             }
         })?;
         if bulk {
-            db::finish_bulk(tx, &crm.context, table, first_new_rowid)?;
+            db::finish_bulk(tx, &crm.context, entity, first_new_rowid)?;
         }
         Ok(report)
     })?;
@@ -927,7 +928,7 @@ impl Crm {
             rows,
             options,
             progress,
-            "customers",
+            EntityKind::Customer,
             // Upserts may touch a row twice in one import, so they log and
             // index each change as it happens.
             !options.upsert,
@@ -952,7 +953,7 @@ impl Crm {
             rows,
             options,
             progress,
-            "interactions",
+            EntityKind::Interaction,
             true,
             |value| {
                 let new =

@@ -392,6 +392,9 @@ pub(crate) fn update(
     {
         search::index_customer(conn, rowid)?;
     }
+    if c.kind == CustomerKind::Organization && changed.contains(&"name") {
+        search::reindex_members(conn, rowid)?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use crate::model::change::EntityKind;
 
 const MAX_IDLE_READERS: usize = 4;
 
@@ -60,28 +61,41 @@ impl Bulk {
     }
 }
 
-/// Adds the change-log entries and search-index entries of every row of
-/// `table` (`customers` or `interactions`) from `first_rowid` on.
+/// The table that holds entities of `kind`.
+pub(crate) fn table_of(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Customer => "customers",
+        EntityKind::Interaction => "interactions",
+        EntityKind::Consent => "consents",
+    }
+}
+
+/// The rowid the next row inserted into `kind`'s table will get: the rows a
+/// bulk insert adds are those from it on.
+pub(crate) fn next_rowid(conn: &Connection, kind: EntityKind) -> Result<i64> {
+    let sql = format!("SELECT coalesce(max(rowid), 0) + 1 FROM {}", table_of(kind));
+    Ok(conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
+}
+
+/// Adds the change-log entries (and, for customers and interactions, the
+/// search-index entries) of every row of `entity`'s table from `first_rowid`
+/// on.
 pub(crate) fn finish_bulk(
     conn: &Connection,
     ctx: &crate::model::change::ChangeContext,
-    table: &str,
+    entity: EntityKind,
     first_rowid: i64,
 ) -> Result<()> {
-    let entity = match table {
-        "customers" => crate::model::change::EntityKind::Customer,
-        _ => crate::model::change::EntityKind::Interaction,
-    };
+    let table = table_of(entity);
     conn.prepare_cached(&format!(
         "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) \
          SELECT created_at, ?, id, 'created', NULL, ?, ? FROM {table} WHERE rowid >= ? ORDER BY rowid"
     ))?
     .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, first_rowid])?;
     match entity {
-        crate::model::change::EntityKind::Customer => {
-            search::index_customers_from(conn, first_rowid)
-        }
-        _ => search::index_interactions_from(conn, first_rowid),
+        EntityKind::Customer => search::index_customers_from(conn, first_rowid),
+        EntityKind::Interaction => search::index_interactions_from(conn, first_rowid),
+        EntityKind::Consent => Ok(()),
     }
 }
 

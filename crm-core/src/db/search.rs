@@ -92,8 +92,7 @@ pub(crate) fn interactions(
 const CUSTOMER_DOCUMENT: &str = "SELECT c.rowid, c.name, c.emails, c.phones, \
     (SELECT o.name FROM customers o WHERE o.rowid = c.organization_rowid) FROM customers c";
 
-/// (Re)indexes one customer; for an organization, also the organization
-/// name its people are found by.
+/// (Re)indexes one customer.
 pub(crate) fn index_customer(conn: &Connection, rowid: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM customer_search WHERE rowid = ?")?
         .execute([rowid])?;
@@ -101,11 +100,17 @@ pub(crate) fn index_customer(conn: &Connection, rowid: i64) -> Result<()> {
         "INSERT INTO customer_search (rowid, name, emails, phones, organization) {CUSTOMER_DOCUMENT} WHERE c.rowid = ?"
     ))?
     .execute([rowid])?;
+    Ok(())
+}
+
+/// Gives the people of organization `org_rowid` its current name in the
+/// index (after the organization was renamed).
+pub(crate) fn reindex_members(conn: &Connection, org_rowid: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE customer_search SET organization = (SELECT name FROM customers WHERE rowid = ?1) \
          WHERE rowid IN (SELECT rowid FROM customers WHERE organization_rowid = ?1)",
     )?
-    .execute([rowid])?;
+    .execute([org_rowid])?;
     Ok(())
 }
 
@@ -153,12 +158,6 @@ pub(crate) fn index_interactions_from(conn: &Connection, first_rowid: i64) -> Re
     )?
     .execute([first_rowid])?;
     Ok(())
-}
-
-/// The rowid the next inserted row of `table` will get.
-pub(crate) fn next_rowid(conn: &Connection, table: &str) -> Result<i64> {
-    let sql = format!("SELECT coalesce(max(rowid), 0) + 1 FROM {table}");
-    Ok(conn.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
 }
 
 #[cfg(test)]
