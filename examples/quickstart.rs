@@ -11,8 +11,8 @@ use std::time::Instant;
 use crm_core::export::ExportFormat;
 use crm_core::synth::{SynthConfig, populate};
 use crm_core::{
-    ConsentStatus, Crm, CustomerPatch, InteractionKind, NewConsent, NewInteraction, OpenOptions,
-    TimelineQuery,
+    ConsentStatus, Crm, CustomerPatch, InteractionKind, MembersQuery, NewConsent, NewInteraction,
+    NewSegment, OpenOptions, TimelineQuery,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,8 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Opened {}", path.display());
 
     let started = Instant::now();
+    // History up to now, so that "within 90d" finds recent purchases.
     let config = SynthConfig {
         customers,
+        end: chrono::Utc::now(),
         ..SynthConfig::default()
     };
     let summary = populate(&crm, &config, None)?;
@@ -154,6 +156,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .unwrap_err();
+    println!("Rejected: {err}");
+
+    // Segments: the filter language, checked against the schema and
+    // compiled to one SQL query.
+    println!();
+    for filter in [
+        r#""vip" in tags and attr.plan = "pro""#,
+        r#"count(purchases within 90d) >= 3"#,
+        r#"sum(purchases.amount within 365d) > 500 and country in ("SI", "HR")"#,
+    ] {
+        let started = Instant::now();
+        let n = crm.count_matching(filter)?;
+        println!(
+            "{n:>7} customers match {filter}  ({:.1} ms)",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    crm.create_segment(&NewSegment {
+        description: Some("Loyal buyers who have gone quiet".into()),
+        ..NewSegment::dynamic(
+            "win-back",
+            r#"count(purchases) >= 3 and days_since(last purchase) > 120 and not "do-not-call" in tags"#,
+        )
+    })?;
+    let report = crm.materialize_segment("win-back")?;
+    println!(
+        "Segment win-back: {} members, {} entered since the last evaluation",
+        report.members, report.entered
+    );
+    for c in crm
+        .segment_members(
+            "win-back",
+            &MembersQuery {
+                limit: 3,
+                cursor: None,
+            },
+        )?
+        .items
+    {
+        println!("  {:<28} {}", c.name, c.emails.join(", "));
+    }
+    let err = crm.count_matching(r#"stge = "customer""#).unwrap_err();
     println!("Rejected: {err}");
 
     // Export, streamed.

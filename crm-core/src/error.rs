@@ -35,6 +35,21 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A filter expression is malformed or does not fit the schema; nothing
+    /// ran. `line` and `column` are 1-based (columns count characters) and
+    /// point at the offending token; both are 0 for an expression built in
+    /// code rather than parsed from text.
+    #[error("{}", parse_message(*line, *column, message, suggestion.as_deref()))]
+    Parse {
+        /// 1-based line of the offending token.
+        line: u32,
+        /// 1-based column (in characters) of the offending token.
+        column: u32,
+        /// What was wrong and what was expected.
+        message: String,
+        /// The nearest valid name, when a name was misspelled.
+        suggestion: Option<String>,
+    },
     /// The change would violate a uniqueness rule (an email or external id
     /// already used by another customer).
     #[error("conflict on {field}: {reason}")]
@@ -70,6 +85,18 @@ pub enum Error {
     /// Any other storage failure.
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+fn parse_message(line: u32, column: u32, message: &str, suggestion: Option<&str>) -> String {
+    let mut out = if line == 0 {
+        message.to_string()
+    } else {
+        format!("line {line}, column {column}: {message}")
+    };
+    if let Some(s) = suggestion {
+        out.push_str(&format!(" (did you mean '{s}'?)"));
+    }
+    out
 }
 
 /// Shorthand for results of this crate.

@@ -34,9 +34,11 @@ mod crm;
 mod db;
 pub mod error;
 pub mod export;
+pub mod filter;
 pub mod import;
 pub mod model;
 pub mod page;
+pub mod segment;
 pub mod synth;
 
 pub use crate::crm::{
@@ -50,12 +52,16 @@ pub use crate::model::consent::{ConsentRecord, ConsentStatus, LegalBasis, NewCon
 pub use crate::model::customer::{
     Address, AttributeType, AttributeValue, Customer, CustomerKind, CustomerPatch, NewCustomer,
 };
-pub use crate::model::ids::{ConsentId, CustomerId, InteractionId};
+pub use crate::model::ids::{ConsentId, CustomerId, InteractionId, SegmentId};
 pub use crate::model::interaction::{
     CustomerRef, Direction, Interaction, InteractionKind, NewInteraction,
 };
 pub use crate::model::normalize;
 pub use crate::page::Page;
+pub use crate::segment::{
+    Explain, FilterRef, MaterializeReport, MembersQuery, NewSegment, Segment, SegmentKind,
+    SegmentPatch,
+};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

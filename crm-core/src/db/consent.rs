@@ -54,6 +54,15 @@ pub(crate) fn insert(
         r.proof,
         to_micros(r.recorded_at),
     ])?;
+    super::derived::record_consent(
+        conn,
+        customer_rowid,
+        &r.purpose,
+        r.channel.as_deref(),
+        r.status.as_str(),
+        to_micros(r.recorded_at),
+        conn.last_insert_rowid(),
+    )?;
     changes::append(
         conn,
         ctx,

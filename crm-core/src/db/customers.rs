@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Bulk, changes, from_json, from_micros, search, to_micros};
+use super::{Bulk, changes, derived, from_json, from_micros, search, to_micros};
 use crate::error::{Error, Result};
 use crate::model::change::{ChangeContext, ChangeOp, EntityKind};
 use crate::model::customer::{AttributeType, AttributeValue, Customer, CustomerKind};
@@ -304,6 +304,7 @@ pub(crate) fn insert(
     ])?;
     let rowid = conn.last_insert_rowid();
     insert_emails(conn, rowid, &c.emails)?;
+    derived::set_tags(conn, rowid, &c.tags, true)?;
     if !deferred {
         changes::append(
             conn,
@@ -376,6 +377,9 @@ pub(crate) fn update(
         conn.prepare_cached("DELETE FROM customer_emails WHERE customer_rowid = ?")?
             .execute([rowid])?;
         insert_emails(conn, rowid, &c.emails)?;
+    }
+    if changed.contains(&"tags") {
+        derived::set_tags(conn, rowid, &c.tags, false)?;
     }
     changes::append(
         conn,

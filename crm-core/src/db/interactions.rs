@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params};
 
-use super::{changes, customers, from_micros, search, to_micros};
+use super::{changes, customers, derived, from_micros, search, to_micros};
 use crate::error::{Error, Result};
 use crate::model::change::{ChangeContext, ChangeOp, EntityKind};
 use crate::model::ids::{CustomerId, InteractionId};
@@ -109,6 +109,16 @@ pub(crate) fn insert(
     ])?;
     let rowid = conn.last_insert_rowid();
     if !deferred {
+        derived::add_interaction(
+            conn,
+            customer_rowid,
+            v.kind.as_str(),
+            v.currency.as_deref(),
+            v.amount_minor,
+            v.quantity,
+            v.score.map(i64::from),
+            to_micros(v.occurred_at),
+        )?;
         changes::append(
             conn,
             ctx,

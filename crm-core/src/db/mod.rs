@@ -7,9 +7,11 @@
 pub(crate) mod changes;
 pub(crate) mod consent;
 pub(crate) mod customers;
+pub(crate) mod derived;
 pub(crate) mod interactions;
 pub(crate) mod schema;
 pub(crate) mod search;
+pub(crate) mod segments;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -67,6 +69,8 @@ pub(crate) fn table_of(kind: EntityKind) -> &'static str {
         EntityKind::Customer => "customers",
         EntityKind::Interaction => "interactions",
         EntityKind::Consent => "consents",
+        EntityKind::Segment => "segments",
+        EntityKind::SegmentMember => "segment_members",
     }
 }
 
@@ -94,8 +98,11 @@ pub(crate) fn finish_bulk(
     .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, first_rowid])?;
     match entity {
         EntityKind::Customer => search::index_customers_from(conn, first_rowid),
-        EntityKind::Interaction => search::index_interactions_from(conn, first_rowid),
-        EntityKind::Consent => Ok(()),
+        EntityKind::Interaction => {
+            derived::add_interactions_from(conn, first_rowid)?;
+            search::index_interactions_from(conn, first_rowid)
+        }
+        EntityKind::Consent | EntityKind::Segment | EntityKind::SegmentMember => Ok(()),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_search.sql"),
+    include_str!("migrations/0003_segments.sql"),
 ];
 
 /// The schema version this library writes.
@@ -32,6 +33,7 @@ pub(crate) fn configure(conn: &Connection, busy_timeout_ms: u32, writer: bool) -
     // 64 MiB of page cache for the writer (bulk imports), 16 MiB for readers.
     conn.pragma_update(None, "cache_size", if writer { -65_536 } else { -16_384 })?;
     conn.set_prepared_statement_cache_capacity(64);
+    crate::filter::compile::register_functions(conn)?;
     Ok(())
 }
 

@@ -14,6 +14,12 @@ pub enum EntityKind {
     Interaction,
     /// A consent record.
     Consent,
+    /// A segment's definition (created, renamed, redefined, deleted).
+    Segment,
+    /// A customer entering (`created`) or leaving (`deleted`) a segment: the
+    /// entry's id is the customer's and its `fields` hold the segment's
+    /// name.
+    SegmentMember,
 }
 
 impl EntityKind {
@@ -23,6 +29,8 @@ impl EntityKind {
             EntityKind::Customer => "customer",
             EntityKind::Interaction => "interaction",
             EntityKind::Consent => "consent",
+            EntityKind::Segment => "segment",
+            EntityKind::SegmentMember => "segment_member",
         }
     }
 
@@ -31,6 +39,8 @@ impl EntityKind {
             "customer" => Some(EntityKind::Customer),
             "interaction" => Some(EntityKind::Interaction),
             "consent" => Some(EntityKind::Consent),
+            "segment" => Some(EntityKind::Segment),
+            "segment_member" => Some(EntityKind::SegmentMember),
             _ => None,
         }
     }

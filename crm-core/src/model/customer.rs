@@ -261,6 +261,20 @@ pub struct Customer {
 /// The lifecycle stage a new customer gets when none is given.
 pub const DEFAULT_LIFECYCLE_STAGE: &str = "subscriber";
 
+/// The lifecycle stages in their order, earliest first: what `stage >= "mql"`
+/// in a filter expression compares by. A customer may also be in a stage
+/// outside this order (`other`, `churned`, or one of the host's own), which
+/// ordered comparisons never match.
+pub const LIFECYCLE_STAGES: &[&str] = &[
+    "subscriber",
+    "lead",
+    "mql",
+    "sql",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
+
 /// A customer to create. Only `name` (or, for a person, a first or last name)
 /// is required; everything is validated and normalized when stored.
 ///

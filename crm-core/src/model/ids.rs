@@ -87,3 +87,9 @@ id_type!(
     ConsentId,
     "consent_id"
 );
+
+id_type!(
+    /// The id of a segment.
+    SegmentId,
+    "segment_id"
+);
