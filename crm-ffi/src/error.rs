@@ -40,6 +40,23 @@ pub enum CrmError {
         /// Why it was rejected.
         reason: String,
     },
+    /// A filter expression is malformed or does not fit the schema (an
+    /// unknown field, a type mismatch, an unknown segment); nothing ran.
+    /// `line` and `column` are 1-based (columns count characters) and point
+    /// at the offending token; both are 0 when there is no text to point
+    /// into. `reason` is crm-core's `message` (a Kotlin exception already
+    /// has a `message`).
+    #[error("{}", parse_display(*line, *column, reason, suggestion))]
+    Parse {
+        /// 1-based line of the offending token.
+        line: u32,
+        /// 1-based column (in characters) of the offending token.
+        column: u32,
+        /// What was wrong and what was expected.
+        reason: String,
+        /// The nearest valid name, when a name was misspelled.
+        suggestion: Option<String>,
+    },
     /// The change would break a uniqueness rule (an email or external id
     /// already used by another customer, an attribute defined with another
     /// type).
@@ -101,6 +118,17 @@ impl From<CoreError> for CrmError {
             CoreError::InvalidRow { row, field, reason } => {
                 CrmError::InvalidRow { row, field, reason }
             }
+            CoreError::Parse {
+                line,
+                column,
+                message,
+                suggestion,
+            } => CrmError::Parse {
+                line,
+                column,
+                reason: message,
+                suggestion,
+            },
             CoreError::Conflict { field, reason } => CrmError::Conflict { field, reason },
             CoreError::IncompatibleDatabase { found, supported } => {
                 CrmError::IncompatibleDatabase { found, supported }
@@ -117,6 +145,18 @@ impl From<CoreError> for CrmError {
             },
         }
     }
+}
+
+/// The text of a parse error, written by crm-core ("line 1, column 1: …
+/// (did you mean '…'?)").
+fn parse_display(line: u32, column: u32, reason: &str, suggestion: &Option<String>) -> String {
+    CoreError::Parse {
+        line,
+        column,
+        message: reason.to_string(),
+        suggestion: suggestion.clone(),
+    }
+    .to_string()
 }
 
 impl From<std::io::Error> for CrmError {
@@ -204,6 +244,20 @@ mod tests {
                     supported: 1,
                 },
             ),
+            (
+                CoreError::Parse {
+                    line: 2,
+                    column: 3,
+                    message: "unknown field 'contry'".into(),
+                    suggestion: Some("country".into()),
+                },
+                CrmError::Parse {
+                    line: 2,
+                    column: 3,
+                    reason: "unknown field 'contry'".into(),
+                    suggestion: Some("country".into()),
+                },
+            ),
             (CoreError::Corrupt, CrmError::Corrupt),
             (CoreError::Busy, CrmError::Busy),
             (CoreError::Closed, CrmError::Closed),
@@ -223,6 +277,17 @@ mod tests {
         for (core, ffi) in cases {
             assert_eq!(CrmError::from(core), ffi);
         }
+    }
+
+    #[test]
+    fn a_parse_error_reads_like_cores() {
+        let core = || CoreError::Parse {
+            line: 1,
+            column: 1,
+            message: "unknown field 'contry'".into(),
+            suggestion: Some("country".into()),
+        };
+        assert_eq!(CrmError::from(core()).to_string(), core().to_string());
     }
 
     #[test]

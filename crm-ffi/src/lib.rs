@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crm_core::Crm as CoreCrm;
+use crm_core::filter::Expr as FilterExpr;
 use crm_core::import::{ImportProgress as CoreImportProgress, ProgressFn};
 
 mod error;
@@ -28,6 +29,63 @@ uniffi::setup_scaffolding!();
 #[uniffi::export]
 pub fn schema_version() -> u32 {
     crm_core::SCHEMA_VERSION
+}
+
+/// Parses a filter expression into its syntax tree, as JSON, without
+/// checking names against a CRM's schema (`Crm.check_filter` does that).
+/// A malformed expression is `Parse` with its position.
+#[uniffi::export]
+pub fn parse_filter(text: String) -> Result<String, CrmError> {
+    guard(|| {
+        let expr = crm_core::filter::parse(&text)?;
+        serde_json::to_string(&expr).map_err(|_| CrmError::Internal {
+            message: "a filter tree could not be written as JSON".into(),
+        })
+    })
+}
+
+/// The canonical text of a syntax tree given as JSON (as `parse_filter`
+/// writes it). JSON that is not such a tree is `Parse`, with the line and
+/// column in the JSON; a tree that is not a valid expression (an `and` of
+/// nothing, nesting too deep) is `Parse` at line and column 0.
+#[uniffi::export]
+pub fn format_filter(json: String) -> Result<String, CrmError> {
+    guard(|| {
+        let expr: FilterExpr = serde_json::from_str(&json).map_err(json_error)?;
+        let text = expr.to_string();
+        // Canonical text parses back to the same tree, so crm-core's parser
+        // is the check that the tree is one it could have written.
+        crm_core::filter::parse(&text).map_err(|err| match CrmError::from(err) {
+            CrmError::Parse {
+                reason, suggestion, ..
+            } => CrmError::Parse {
+                line: 0,
+                column: 0,
+                reason,
+                suggestion,
+            },
+            other => other,
+        })?;
+        Ok(text)
+    })
+}
+
+/// JSON that is not a filter tree. The message says what kind of mistake
+/// and the position where, but not serde's text, which can quote values
+/// of the input (and error messages never carry data).
+fn json_error(err: serde_json::Error) -> CrmError {
+    use serde_json::error::Category;
+    let reason = match err.classify() {
+        Category::Syntax | Category::Io => "not valid JSON",
+        Category::Eof => "the JSON ends too early",
+        Category::Data => "the JSON is not a filter tree as parse_filter writes it",
+    };
+    CrmError::Parse {
+        line: u32::try_from(err.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(err.column()).unwrap_or(u32::MAX),
+        reason: reason.into(),
+        suggestion: None,
+    }
 }
 
 /// Receives the progress of an import, implemented by the host app.
@@ -348,6 +406,167 @@ impl Crm {
         })
     }
 
+    // ----- filters -----------------------------------------------------------
+
+    /// Checks an expression against this CRM's schema (fields, attributes,
+    /// segments, types) and returns its canonical text. A mistake is
+    /// `Parse`, with its position and, for a misspelled name, a suggestion.
+    pub fn check_filter(&self, filter: String) -> Result<String, CrmError> {
+        guard(|| Ok(self.inner.check_filter(&filter)?))
+    }
+
+    /// How many customers match the expression.
+    pub fn count_matching(&self, filter: String) -> Result<u64, CrmError> {
+        guard(|| Ok(self.inner.count_matching(&filter)?))
+    }
+
+    /// One page of the customers who match, in creation order; pass
+    /// `next_cursor` back as `cursor` for the next one. `limit` (1–10,000)
+    /// defaults to crm-core's page size.
+    #[uniffi::method(default(limit = None, cursor = None))]
+    pub fn find_matching(
+        &self,
+        filter: String,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Result<CustomerPage, CrmError> {
+        guard(|| {
+            let query = members_query(limit, cursor);
+            Ok(self.inner.find_matching(&filter, &query)?.into())
+        })
+    }
+
+    /// Whether one customer matches; reads only that customer's rows.
+    pub fn customer_matches(&self, customer_id: String, filter: String) -> Result<bool, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self.inner.customer_matches(id, &filter)?)
+        })
+    }
+
+    /// The SQL an expression runs as and SQLite's plan for it, for finding
+    /// out why a segment is slow.
+    pub fn explain(&self, filter: String) -> Result<Explain, CrmError> {
+        guard(|| Ok(self.inner.explain(&filter)?.into()))
+    }
+
+    // ----- segments ----------------------------------------------------------
+
+    /// Creates a segment: dynamic (whoever matches `filter`, which is
+    /// checked first) or, without a filter, static (empty until customers
+    /// are added). A name already taken is `Conflict`.
+    #[uniffi::method(default(filter = None, description = None))]
+    pub fn create_segment(
+        &self,
+        name: String,
+        filter: Option<String>,
+        description: Option<String>,
+    ) -> Result<Segment, CrmError> {
+        guard(|| {
+            let new = new_segment(name, filter, description);
+            Ok(self.inner.create_segment(&new)?.into())
+        })
+    }
+
+    /// The segment named `name`, or `NotFound`.
+    pub fn segment(&self, name: String) -> Result<Segment, CrmError> {
+        guard(|| Ok(self.inner.segment(&name)?.into()))
+    }
+
+    /// Every segment, by name.
+    pub fn segments(&self) -> Result<Vec<Segment>, CrmError> {
+        guard(|| Ok(self.inner.segments()?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Renames a segment; the expressions of segments that use it are
+    /// rewritten to the new name.
+    pub fn rename_segment(&self, name: String, new_name: String) -> Result<Segment, CrmError> {
+        guard(|| Ok(self.inner.rename_segment(&name, &new_name)?.into()))
+    }
+
+    /// Changes a segment's expression (dynamic segments only) or
+    /// description; what is left `None` stays. `clear_description` removes
+    /// the description (and wins over a `description` in the same call).
+    #[uniffi::method(default(filter = None, description = None, clear_description = false))]
+    pub fn update_segment(
+        &self,
+        name: String,
+        filter: Option<String>,
+        description: Option<String>,
+        clear_description: bool,
+    ) -> Result<Segment, CrmError> {
+        guard(|| {
+            let patch = segment_patch(filter, description, clear_description);
+            Ok(self.inner.update_segment(&name, &patch)?.into())
+        })
+    }
+
+    /// Deletes a segment. One that other segments use is refused with
+    /// `Conflict`.
+    pub fn delete_segment(&self, name: String) -> Result<(), CrmError> {
+        guard(|| Ok(self.inner.delete_segment(&name)?))
+    }
+
+    /// Adds customers to a static segment; returns how many were not
+    /// members yet. An unknown customer fails the whole call and adds no
+    /// one.
+    pub fn add_to_segment(&self, name: String, customer_ids: Vec<String>) -> Result<u64, CrmError> {
+        guard(|| {
+            let ids = customer_ids_in("customer_ids", &customer_ids)?;
+            Ok(self.inner.add_to_segment(&name, &ids)?)
+        })
+    }
+
+    /// Removes customers from a static segment; returns how many were
+    /// members.
+    pub fn remove_from_segment(
+        &self,
+        name: String,
+        customer_ids: Vec<String>,
+    ) -> Result<u64, CrmError> {
+        guard(|| {
+            let ids = customer_ids_in("customer_ids", &customer_ids)?;
+            Ok(self.inner.remove_from_segment(&name, &ids)?)
+        })
+    }
+
+    /// How many members a segment has now (a dynamic segment is evaluated).
+    pub fn segment_count(&self, name: String) -> Result<u64, CrmError> {
+        guard(|| Ok(self.inner.segment_count(&name)?))
+    }
+
+    /// One page of a segment's members, in creation order; pass
+    /// `next_cursor` back as `cursor` for the next one. A dynamic segment is
+    /// evaluated for each page.
+    #[uniffi::method(default(limit = None, cursor = None))]
+    pub fn segment_members(
+        &self,
+        name: String,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Result<CustomerPage, CrmError> {
+        guard(|| {
+            let query = members_query(limit, cursor);
+            Ok(self.inner.segment_members(&name, &query)?.into())
+        })
+    }
+
+    /// Whether a customer is a member of a segment now; reads only that
+    /// customer's rows.
+    pub fn segment_contains(&self, name: String, customer_id: String) -> Result<bool, CrmError> {
+        guard(|| {
+            let id = customer_id_in("customer_id", &customer_id)?;
+            Ok(self.inner.segment_contains(&name, id)?)
+        })
+    }
+
+    /// Evaluates a dynamic segment and stores its membership; every
+    /// customer who entered or left since the last materialization gets a
+    /// change-log entry (`EntityKind.SegmentMember`).
+    pub fn materialize_segment(&self, name: String) -> Result<MaterializeReport, CrmError> {
+        guard(|| Ok(self.inner.materialize_segment(&name)?.into()))
+    }
+
     // ----- import ------------------------------------------------------------
 
     /// Imports customers given as records; rows are numbered from 1.
@@ -591,6 +810,87 @@ mod tests {
         let report = crm.import_customers(rows, skip, None).unwrap();
         assert_eq!((report.inserted, report.rejected), (1, 1));
         assert_eq!(report.errors[0].row, 2);
+    }
+
+    #[test]
+    fn a_parse_error_crosses_with_its_position_and_suggestion() {
+        let err = crm().count_matching(r#"contry = "SI""#.into()).unwrap_err();
+        assert_eq!(
+            err,
+            CrmError::Parse {
+                line: 1,
+                column: 1,
+                reason: "unknown field 'contry'".into(),
+                suggestion: Some("country".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn filters_round_trip_through_json() {
+        let json = parse_filter(r#"country="SI"  AND "vip" in tags"#.into()).unwrap();
+        assert_eq!(
+            format_filter(json).unwrap(),
+            r#"country = "SI" and "vip" in tags"#
+        );
+        for bad in ["{", "[1]", r#"{"and": []}"#] {
+            let err = format_filter(bad.into()).unwrap_err();
+            assert!(matches!(err, CrmError::Parse { .. }), "{bad}: {err:?}");
+        }
+        let err = format_filter(r#"{"and": []}"#.into()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CrmError::Parse {
+                    line: 0,
+                    column: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn segments_are_created_counted_and_updated_through_the_wrapper() {
+        let crm = crm();
+        let ana = crm.create_customer(ana()).unwrap();
+        let vips = crm
+            .create_segment(
+                "vips".into(),
+                Some("\"ana@example.com\" in emails".into()),
+                Some("Best".into()),
+            )
+            .unwrap();
+        assert_eq!(vips.kind, SegmentKind::Dynamic);
+        assert_eq!(vips.description.as_deref(), Some("Best"));
+        assert_eq!(vips.evaluated_at, None);
+        assert_eq!(crm.segment_count("vips".into()), Ok(1));
+        assert_eq!(
+            crm.segment_contains("vips".into(), ana.id.clone()),
+            Ok(true)
+        );
+        let cleared = crm
+            .update_segment("vips".into(), None, Some("ignored".into()), true)
+            .unwrap();
+        assert_eq!(cleared.description, None);
+        let list = crm.create_segment("list".into(), None, None).unwrap();
+        assert_eq!(list.kind, SegmentKind::Static);
+        let err = crm
+            .add_to_segment("list".into(), vec![ana.id.clone(), "nope".into()])
+            .unwrap_err();
+        assert!(
+            matches!(err, CrmError::Validation { ref field, .. } if field == "customer_ids[1]"),
+            "{err:?}"
+        );
+        assert_eq!(crm.add_to_segment("list".into(), vec![ana.id]), Ok(1));
+        assert_eq!(
+            crm.segment_members("list".into(), None, None)
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -34,6 +34,11 @@ use crm_core::{
     OpenOptions as CoreOpenOptions, Page as CorePage, SearchHit as CoreSearchHit,
     SearchMatch as CoreSearchMatch, TimelineQuery as CoreTimelineQuery, Upserted as CoreUpserted,
 };
+use crm_core::{
+    Explain as CoreExplain, MaterializeReport as CoreMaterializeReport,
+    MembersQuery as CoreMembersQuery, NewSegment as CoreNewSegment, Segment as CoreSegment,
+    SegmentKind as CoreSegmentKind, SegmentPatch as CoreSegmentPatch,
+};
 
 use crate::error::CrmError;
 
@@ -81,6 +86,18 @@ pub(crate) fn date_in(field: &str, s: &str) -> Result<NaiveDate, CrmError> {
 /// `field`.
 pub(crate) fn customer_id_in(field: &str, s: &str) -> Result<CoreCustomerId, CrmError> {
     s.parse::<CoreCustomerId>().map_err(|e| renamed(e, field))
+}
+
+/// Customer ids from the host; a malformed one is a validation error on
+/// `field[i]`.
+pub(crate) fn customer_ids_in(
+    field: &str,
+    ids: &[String],
+) -> Result<Vec<CoreCustomerId>, CrmError> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, s)| customer_id_in(&format!("{field}[{i}]"), s))
+        .collect()
 }
 
 /// An interaction id from the host.
@@ -1326,6 +1343,12 @@ pub enum EntityKind {
     Interaction,
     /// A consent record.
     Consent,
+    /// A segment's definition (created, renamed, redefined, deleted); the
+    /// entry's id is the segment's.
+    Segment,
+    /// A customer entering (`Created`) or leaving (`Deleted`) a segment: the
+    /// entry's id is the customer's and its `fields` hold the segment's name.
+    SegmentMember,
 }
 
 impl From<CoreEntityKind> for EntityKind {
@@ -1334,6 +1357,8 @@ impl From<CoreEntityKind> for EntityKind {
             CoreEntityKind::Customer => EntityKind::Customer,
             CoreEntityKind::Interaction => EntityKind::Interaction,
             CoreEntityKind::Consent => EntityKind::Consent,
+            CoreEntityKind::Segment => EntityKind::Segment,
+            CoreEntityKind::SegmentMember => EntityKind::SegmentMember,
         }
     }
 }
@@ -1391,6 +1416,153 @@ impl From<CoreChange> for Change {
             fields: c.fields,
             actor: c.actor,
             source: c.source,
+        }
+    }
+}
+
+// ----- filters and segments ----------------------------------------------------------
+
+/// Which page of matching customers or segment members to read: `None`
+/// means crm-core's default (100 per page, from the start).
+pub(crate) fn members_query(limit: Option<u32>, cursor: Option<String>) -> CoreMembersQuery {
+    CoreMembersQuery {
+        limit: limit.unwrap_or(CoreMembersQuery::default().limit),
+        cursor,
+    }
+}
+
+/// What `explain` tells about a filter: the SQL it runs as and SQLite's
+/// plan for it.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Explain {
+    /// The canonical text of the expression.
+    pub canonical: String,
+    /// The SQL that counts the matching customers; values are parameters.
+    pub sql: String,
+    /// The parameters' values, in order (`?1`, `?2`, …), as text.
+    pub params: Vec<String>,
+    /// SQLite's query plan, one step per line, indented under its parent.
+    pub plan: Vec<String>,
+}
+
+impl From<CoreExplain> for Explain {
+    fn from(e: CoreExplain) -> Self {
+        Explain {
+            canonical: e.canonical,
+            sql: e.sql,
+            params: e.params,
+            plan: e.plan,
+        }
+    }
+}
+
+/// Whether a segment is defined by an expression or by a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum SegmentKind {
+    /// Defined by a filter expression; members are whoever matches now.
+    Dynamic,
+    /// An explicit list of customers.
+    Static,
+}
+
+impl From<CoreSegmentKind> for SegmentKind {
+    fn from(k: CoreSegmentKind) -> Self {
+        match k {
+            CoreSegmentKind::Dynamic => SegmentKind::Dynamic,
+            CoreSegmentKind::Static => SegmentKind::Static,
+        }
+    }
+}
+
+/// A named group of customers: dynamic (whoever matches `filter`) or
+/// static (customers added one by one).
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct Segment {
+    /// Globally unique, time-ordered id.
+    pub id: String,
+    /// Its unique name, e.g. `churn-risk`.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Dynamic or static.
+    pub kind: SegmentKind,
+    /// The canonical text of a dynamic segment's expression; `None` for a
+    /// static one.
+    pub filter: Option<String>,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When its definition last changed.
+    pub updated_at: SystemTime,
+    /// When its membership was last materialized; `None` if never.
+    pub evaluated_at: Option<SystemTime>,
+}
+
+impl From<CoreSegment> for Segment {
+    fn from(s: CoreSegment) -> Self {
+        Segment {
+            id: s.id.to_string(),
+            name: s.name,
+            description: s.description,
+            kind: s.kind.into(),
+            filter: s.filter,
+            created_at: time_out(s.created_at),
+            updated_at: time_out(s.updated_at),
+            evaluated_at: s.evaluated_at.map(time_out),
+        }
+    }
+}
+
+/// The segment `create_segment` makes: dynamic with a filter, static
+/// without.
+pub(crate) fn new_segment(
+    name: String,
+    filter: Option<String>,
+    description: Option<String>,
+) -> CoreNewSegment {
+    CoreNewSegment {
+        name,
+        description,
+        filter,
+    }
+}
+
+/// The change `update_segment` makes: `None` leaves a field as it is;
+/// `clear_description` empties the description (and wins over a
+/// `description` given in the same call, as `CustomerPatch.clear` does).
+pub(crate) fn segment_patch(
+    filter: Option<String>,
+    description: Option<String>,
+    clear_description: bool,
+) -> CoreSegmentPatch {
+    CoreSegmentPatch {
+        description: if clear_description {
+            Some(None)
+        } else {
+            description.map(Some)
+        },
+        filter,
+    }
+}
+
+/// The outcome of `materialize_segment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct MaterializeReport {
+    /// Members now.
+    pub members: u64,
+    /// Customers who were not members at the last materialization and are
+    /// now.
+    pub entered: u64,
+    /// Customers who were members at the last materialization and are not
+    /// now.
+    pub left: u64,
+}
+
+impl From<CoreMaterializeReport> for MaterializeReport {
+    fn from(r: CoreMaterializeReport) -> Self {
+        MaterializeReport {
+            members: r.members,
+            entered: r.entered,
+            left: r.left,
         }
     }
 }

@@ -1,5 +1,6 @@
 // XCTest tests of the Swift binding, the counterpart of
-// tests/bindings/kotlin/src/test/kotlin/com/crmengine/CrmTest.kt.
+// tests/bindings/kotlin/src/test/kotlin/com/crmengine/CrmTest.kt (and, in
+// "filters and segments", of SegmentsTest.kt).
 //
 // For a machine with a Swift toolchain (not run on Linux CI here). Build the
 // module from the generated sources (scripts/test-kotlin.sh writes them to
@@ -429,5 +430,315 @@ final class CrmTests: XCTestCase {
         XCTAssertEqual([a.name, a.birthDate], [b.name, b.birthDate])
         XCTAssertEqual(a.emails, b.emails)
         XCTAssertEqual(a.tags, b.tags)
+    }
+
+    // MARK: filters and segments
+
+    private func person(_ crm: Crm, _ name: String, country: String? = nil, tags: [String] = []) throws -> Customer {
+        try crm.createCustomer(customer: NewCustomer(name: name, country: country, tags: tags))
+    }
+
+    /// Every page of `read`, followed through `nextCursor`.
+    private func pages(_ read: (String?) throws -> CustomerPage) rethrows -> [CustomerPage] {
+        var pages: [CustomerPage] = []
+        var cursor: String? = nil
+        repeat {
+            let page = try read(cursor)
+            pages.append(page)
+            cursor = page.nextCursor
+        } while cursor != nil
+        return pages
+    }
+
+    func testTheReadmeSegmentsExampleRuns() throws {
+        let crm = try Crm.openInMemory()
+        _ = try crm.createCustomer(customer: NewCustomer(name: "Ana Novak", country: "SI", tags: ["vip"]))
+
+        let filter = #"country = "SI" and "vip" in tags"#
+        let count = try crm.countMatching(filter: filter)                       // 1
+        let page = try crm.findMatching(filter: filter, limit: 50)              // …then cursor: page.nextCursor
+
+        _ = try crm.createSegment(name: "si-vips", filter: filter, description: "VIPs in Slovenia")
+        let report = try crm.materializeSegment(name: "si-vips")                 // entered 1, left 0
+
+        let list = try crm.createSegment(name: "call-list")                      // static
+        _ = try crm.addToSegment(name: list.name, customerIds: page.items.map(\.id))
+
+        do {
+            _ = try crm.countMatching(filter: #"contry = "SI""#)
+        } catch let CrmError.Parse(line, column, reason, suggestion) {
+            print("\(line):\(column) \(reason) (did you mean \(suggestion ?? "?")?)")
+        }
+
+        XCTAssertEqual(count, 1)
+        XCTAssertEqual(report, MaterializeReport(members: 1, entered: 1, left: 0))
+        XCTAssertEqual(list.kind, .static)
+        XCTAssertEqual(try crm.segmentCount(name: "call-list"), 1)
+    }
+
+    func testAMisspelledFieldIsParseWithItsPositionAndASuggestion() throws {
+        let crm = try memory()
+        let c = try person(crm, "Ana")
+        let misspelled = #"contry = "SI""#
+        let isTheMisspelling: (CrmError) -> Bool = {
+            guard case .Parse(let line, let column, let reason, let suggestion) = $0 else { return false }
+            return line == 1 && column == 1 && suggestion == "country" && reason.contains("contry")
+        }
+        assertCrmError(try crm.countMatching(filter: misspelled), isTheMisspelling)
+        assertCrmError(try crm.checkFilter(filter: misspelled), isTheMisspelling)
+        assertCrmError(try crm.findMatching(filter: misspelled), isTheMisspelling)
+        assertCrmError(try crm.customerMatches(customerId: c.id, filter: misspelled), isTheMisspelling)
+        assertCrmError(try crm.explain(filter: misspelled), isTheMisspelling)
+        assertCrmError(try crm.createSegment(name: "s", filter: misspelled), isTheMisspelling)
+        XCTAssertEqual(try crm.segments(), [])
+    }
+
+    func testATypeMismatchAndABadWindowAreParseErrorsWithoutASuggestion() throws {
+        let crm = try memory()
+        assertCrmError(try crm.checkFilter(filter: #""vip" > 3"#)) {
+            guard case .Parse(let line, let column, _, let suggestion) = $0 else { return false }
+            return line == 1 && column == 1 && suggestion == nil
+        }
+        assertCrmError(try crm.countMatching(filter: "within -5d")) {
+            guard case .Parse(let line, let column, _, _) = $0 else { return false }
+            return line == 1 && column == 1
+        }
+        assertCrmError(try crm.countMatching(filter: "country = \"SI\"\n  and created_at within -5d")) {
+            guard case .Parse(let line, let column, _, let suggestion) = $0 else { return false }
+            return line == 2 && column == 25 && suggestion == nil
+        }
+    }
+
+    func testAbsurdlyLongOrDeeplyNestedInputIsAParseErrorAndNotACrash() throws {
+        let crm = try memory()
+        let isParse: (CrmError) -> Bool = { if case .Parse = $0 { return true } else { return false } }
+        assertCrmError(try crm.countMatching(filter: String(repeating: "(", count: 100_000)), isParse)
+        assertCrmError(try parseFilter(text: String(repeating: "(", count: 100_000)), isParse)
+        let nested = String(repeating: "(", count: 1_000) + #"country = "SI""# + String(repeating: ")", count: 1_000)
+        assertCrmError(try crm.checkFilter(filter: nested), isParse)
+        assertCrmError(try crm.countMatching(filter: String(repeating: "not ", count: 10_000) + #"country = "SI""#), isParse)
+        let deepJson = String(repeating: #"{"not":"#, count: 10_000) + "null" + String(repeating: "}", count: 10_000)
+        assertCrmError(try formatFilter(json: deepJson), isParse)
+        _ = try person(crm, "Ana", country: "SI")
+        XCTAssertEqual(try crm.countMatching(filter: #"country = "si""#), 1)
+    }
+
+    func testUnknownSegmentsCustomersAndMalformedIdsHaveTheirOwnErrors() throws {
+        let crm = try memory()
+        let c = try person(crm, "Ana")
+        assertCrmError(try crm.segment(name: "nope")) { $0 == .NotFound(entity: "segment") }
+        assertCrmError(try crm.segmentCount(name: "nope")) { $0 == .NotFound(entity: "segment") }
+        assertCrmError(try crm.customerMatches(customerId: UUID().uuidString, filter: "country is null")) {
+            $0 == .NotFound(entity: "customer")
+        }
+        _ = try crm.createSegment(name: "list")
+        assertCrmError(try crm.addToSegment(name: "list", customerIds: [c.id, "not-an-id"])) {
+            if case .Validation(let field, _) = $0 { return field == "customer_ids[1]" } else { return false }
+        }
+        assertCrmError(try crm.addToSegment(name: "list", customerIds: [c.id, UUID().uuidString])) {
+            $0 == .NotFound(entity: "customer")
+        }
+        XCTAssertEqual(try crm.segmentCount(name: "list"), 0)
+        assertCrmError(try crm.findMatching(filter: "country is null", limit: 0)) {
+            if case .Validation(let field, _) = $0 { return field == "limit" } else { return false }
+        }
+        assertCrmError(try crm.createSegment(name: "list")) {
+            if case .Conflict = $0 { return true } else { return false }
+        }
+    }
+
+    func testCheckFilterReturnsCanonicalTextAndMatchingReadsWhatWasWritten() throws {
+        let crm = try memory()
+        XCTAssertEqual(try crm.checkFilter(filter: #"country="si"  AND tags is empty"#), #"country = "si" and tags is empty"#)
+        let ana = try person(crm, "Ana", country: "SI", tags: ["VIP"])
+        let bo = try person(crm, "Bo", country: "AT")
+        XCTAssertEqual(try crm.countMatching(filter: #"country = "si""#), 1)
+        XCTAssertEqual(try crm.countMatching(filter: #"country = "SI" or country = "AT""#), 2)
+        XCTAssertTrue(try crm.customerMatches(customerId: ana.id, filter: #""vip" in tags"#))
+        XCTAssertFalse(try crm.customerMatches(customerId: bo.id, filter: #""vip" in tags"#))
+        XCTAssertEqual(try crm.findMatching(filter: #""vip" in tags"#).items.map(\.id), [ana.id])
+    }
+
+    func testExplainShowsTheCanonicalTextTheSqlItsParametersAndThePlan() throws {
+        let crm = try memory()
+        let explain = try crm.explain(filter: #""vip" in tags and country = "SI""#)
+        XCTAssertEqual(explain.canonical, #""vip" in tags and country = "SI""#)
+        XCTAssertTrue(explain.sql.contains("customer_tags"), explain.sql)
+        XCTAssertEqual(explain.params, ["vip", "SI"])
+        XCTAssertFalse(explain.plan.isEmpty)
+    }
+
+    func testParseFilterAndFormatFilterRoundTripThroughJson() throws {
+        let crm = try memory()
+        let text = #"country="SI" and ("vip" in tags OR count(purchases within 90d) >= 3)"#
+        let json = try parseFilter(text: text)
+        let canonical = try formatFilter(json: json)
+        XCTAssertEqual(canonical, try crm.checkFilter(filter: text))
+        XCTAssertEqual(try parseFilter(text: canonical), json)
+        assertCrmError(try parseFilter(text: "Country = 'SI'")) {
+            guard case .Parse(let line, let column, _, _) = $0 else { return false }
+            return line == 1 && column == 11
+        }
+        assertCrmError(try formatFilter(json: "{\n  \"and\": [1,")) {
+            guard case .Parse(let line, _, _, _) = $0 else { return false }
+            return line == 2
+        }
+        assertCrmError(try formatFilter(json: #"{"and": []}"#)) {
+            guard case .Parse(let line, let column, _, _) = $0 else { return false }
+            return line == 0 && column == 0
+        }
+    }
+
+    func testASegmentRecordConvertsEveryField() throws {
+        let crm = try memory()
+        let s = try crm.createSegment(name: "vips", filter: #" "vip"  IN tags "#, description: "Our best")
+        XCTAssertEqual(s.id.count, 36)
+        XCTAssertEqual(s.name, "vips")
+        XCTAssertEqual(s.description, "Our best")
+        XCTAssertEqual(s.kind, .dynamic)
+        XCTAssertEqual(s.filter, #""vip" in tags"#)
+        XCTAssertLessThan(abs(s.createdAt.timeIntervalSinceNow), 5)
+        XCTAssertEqual(s.createdAt, s.updatedAt)
+        XCTAssertNil(s.evaluatedAt)
+        XCTAssertEqual(try crm.segment(name: "vips"), s)
+        let list = try crm.createSegment(name: "a-list")
+        XCTAssertEqual(list.kind, .static)
+        XCTAssertNil(list.filter)
+        XCTAssertEqual(try crm.segments().map(\.name), ["a-list", "vips"])
+    }
+
+    func testADynamicSegmentIsCountedAndPagedLikeItsFilter() throws {
+        let crm = try memory()
+        let vips = try (0..<25).map { try person(crm, String(format: "VIP %02d", $0), tags: ["vip"]) }
+        for n in 0..<5 { _ = try person(crm, "Other \(n)") }
+        _ = try crm.createSegment(name: "vips", filter: #""vip" in tags"#)
+        XCTAssertEqual(try crm.segmentCount(name: "vips"), 25)
+        let members = try pages { try crm.segmentMembers(name: "vips", limit: 10, cursor: $0) }
+        XCTAssertEqual(members.map(\.items.count), [10, 10, 5])
+        XCTAssertEqual(members.flatMap(\.items).map(\.id), vips.map(\.id))
+        let found = try pages { try crm.findMatching(filter: #""vip" in tags"#, limit: 10, cursor: $0) }
+        XCTAssertEqual(found.flatMap(\.items), members.flatMap(\.items))
+        XCTAssertTrue(try crm.segmentContains(name: "vips", customerId: vips[3].id))
+        let late = try person(crm, "Late", tags: ["vip"])
+        XCTAssertEqual(try crm.segmentCount(name: "vips"), 26)
+        assertCrmError(try crm.addToSegment(name: "vips", customerIds: [late.id])) {
+            if case .Validation(let field, _) = $0 { return field == "segment" } else { return false }
+        }
+    }
+
+    func testAStaticSegmentHoldsWhoIsAddedUntilRemoved() throws {
+        let crm = try memory()
+        let ana = try person(crm, "Ana")
+        let bo = try person(crm, "Bo")
+        let cy = try person(crm, "Cy")
+        _ = try crm.createSegment(name: "call-list", description: "Call this week")
+        XCTAssertEqual(try crm.addToSegment(name: "call-list", customerIds: [ana.id, bo.id]), 2)
+        XCTAssertEqual(try crm.addToSegment(name: "call-list", customerIds: [bo.id, cy.id]), 1)
+        XCTAssertEqual(try crm.segmentCount(name: "call-list"), 3)
+        XCTAssertEqual(try crm.removeFromSegment(name: "call-list", customerIds: [bo.id]), 1)
+        XCTAssertEqual(try crm.removeFromSegment(name: "call-list", customerIds: [bo.id]), 0)
+        XCTAssertFalse(try crm.segmentContains(name: "call-list", customerId: bo.id))
+        XCTAssertEqual(try crm.segmentMembers(name: "call-list").items.map(\.id), [ana.id, cy.id])
+        assertCrmError(try crm.updateSegment(name: "call-list", filter: "country is null")) {
+            if case .Validation(let field, _) = $0 { return field == "filter" } else { return false }
+        }
+        assertCrmError(try crm.materializeSegment(name: "call-list")) {
+            if case .Validation(let field, _) = $0 { return field == "segment" } else { return false }
+        }
+        let log = try crm.changesSince(afterSeq: 0, limit: 1000).filter { $0.entity == .segmentMember }
+        XCTAssertEqual(log.map(\.op), [.created, .created, .created, .deleted])
+        XCTAssertTrue(log.allSatisfy { $0.fields == ["call-list"] })
+        XCTAssertEqual(log.last?.entityId, bo.id)
+    }
+
+    func testMaterializingReportsWhoEnteredAndLeft() throws {
+        let crm = try memory()
+        _ = try person(crm, "Ana", country: "SI")
+        let bo = try person(crm, "Bo", country: "SI")
+        _ = try person(crm, "Cy", country: "AT")
+        _ = try crm.createSegment(name: "slovenia", filter: #"country = "SI""#)
+        XCTAssertEqual(try crm.materializeSegment(name: "slovenia"), MaterializeReport(members: 2, entered: 2, left: 0))
+        XCTAssertNotNil(try crm.segment(name: "slovenia").evaluatedAt)
+        _ = try crm.updateCustomer(id: bo.id, patch: CustomerPatch(country: "AT"))
+        _ = try person(crm, "Dan", country: "SI")
+        XCTAssertEqual(try crm.materializeSegment(name: "slovenia"), MaterializeReport(members: 2, entered: 1, left: 1))
+        let left = try crm.changesSince(afterSeq: 0, limit: 1000).filter { $0.entity == .segmentMember && $0.op == .deleted }
+        XCTAssertEqual(left.map(\.entityId), [bo.id])
+        XCTAssertEqual(left.first?.fields, ["slovenia"])
+    }
+
+    func testSegmentsAreRenamedUpdatedAndDeleted() throws {
+        let crm = try memory()
+        let base = try crm.createSegment(name: "si", filter: #"country = "SI""#, description: "Slovenia")
+        _ = try crm.createSegment(name: "si-vips", filter: #"in_segment("si") and "vip" in tags"#)
+        let renamed = try crm.renameSegment(name: "si", newName: "slovenia")
+        XCTAssertEqual(renamed.id, base.id)
+        XCTAssertEqual(try crm.segment(name: "si-vips").filter, #"in_segment("slovenia") and "vip" in tags"#)
+        let redefined = try crm.updateSegment(name: "slovenia", filter: #"country="SI" OR country="HR""#)
+        XCTAssertEqual(redefined.filter, #"country = "SI" or country = "HR""#)
+        XCTAssertEqual(redefined.description, "Slovenia")
+        XCTAssertNil(try crm.updateSegment(name: "slovenia", clearDescription: true).description)
+        assertCrmError(try crm.deleteSegment(name: "slovenia")) {
+            if case .Conflict = $0 { return true } else { return false }
+        }
+        try crm.deleteSegment(name: "si-vips")
+        try crm.deleteSegment(name: "slovenia")
+        XCTAssertEqual(try crm.segments(), [])
+        let log = try crm.changesSince(afterSeq: 0, limit: 1000)
+        XCTAssertTrue(log.allSatisfy { $0.entity == .segment })
+        XCTAssertEqual(log.last?.op, .deleted)
+    }
+
+    func testSegmentCallsOnAClosedDatabaseThrowClosed() throws {
+        let crm = try memory()
+        _ = try crm.createSegment(name: "list")
+        let asMaja = try crm.withActor(actor: "maja")
+        try crm.close()
+        assertCrmError(try crm.segmentCount(name: "list")) { $0 == .Closed }
+        assertCrmError(try crm.countMatching(filter: "country is null")) { $0 == .Closed }
+        assertCrmError(try asMaja.createSegment(name: "other")) { $0 == .Closed }
+        XCTAssertEqual(try formatFilter(json: try parseFilter(text: "country IS NULL")), "country is null")
+    }
+
+    func testSegmentCountsReadFromSeveralThreadsWhileAnotherWritesCustomers() throws {
+        let crm = try Crm.open(path: dir.appendingPathComponent("segments.crm").path)
+        _ = try crm.createSegment(name: "vips", filter: #""vip" in tags"#)
+        _ = try crm.createSegment(name: "list")
+        let writes = 120
+        let shared = Shared()
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
+            do {
+                for n in 0..<writes {
+                    let c = try crm.createCustomer(customer: NewCustomer(name: "Customer \(n)", tags: n % 2 == 0 ? ["vip"] : []))
+                    if n % 3 == 0 { _ = try crm.addToSegment(name: "list", customerIds: [c.id]) }
+                }
+            } catch {
+                shared.fail("\(error)")
+            }
+            shared.finish()
+        }
+        for _ in 0..<4 {
+            DispatchQueue.global().async(group: group) {
+                var lastVips: UInt64 = 0
+                var lastList: UInt64 = 0
+                repeat {
+                    do {
+                        let vips = try crm.segmentCount(name: "vips")
+                        let list = try crm.segmentCount(name: "list")
+                        if vips < lastVips || list < lastList { shared.fail("a count went back") }
+                        lastVips = vips
+                        lastList = list
+                        _ = try crm.segmentMembers(name: "vips", limit: 10)
+                    } catch {
+                        shared.fail("\(error)")
+                    }
+                } while !shared.finished
+            }
+        }
+        group.wait()
+        XCTAssertEqual(shared.allFailures, [])
+        XCTAssertEqual(try crm.segmentCount(name: "vips"), 60)
+        XCTAssertEqual(try crm.segmentCount(name: "list"), 40)
     }
 }
