@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use crm_core::filter::{self, Expr};
 use crm_core::import::{ImportProgress, ImportReport};
+use crm_core::segment::{FilterRef, MaterializeReport, Segment};
 use crm_core::{
     Address, AttributeDefinition, AttributeValue, Change, ConsentRecord, ConsentStatus, Customer,
     CustomerKind, CustomerPatch, CustomerRef, Direction, Interaction, InteractionKind, LegalBasis,
@@ -211,6 +213,40 @@ pub fn progress<'py>(py: Python<'py>, p: &ImportProgress) -> PyResult<Bound<'py,
     d.set_item(intern!(py, "applied"), p.applied)?;
     d.set_item(intern!(py, "rejected"), p.rejected)?;
     Ok(d)
+}
+
+/// A segment as a dict; `kind` is `"dynamic"` or `"static"`, `filter` the
+/// canonical text of a dynamic segment's expression.
+pub fn segment<'py>(py: Python<'py>, s: &Segment) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "id"), s.id.to_string())?;
+    d.set_item(intern!(py, "name"), &s.name)?;
+    d.set_item(intern!(py, "description"), &s.description)?;
+    d.set_item(intern!(py, "kind"), s.kind.as_str())?;
+    d.set_item(intern!(py, "filter"), &s.filter)?;
+    d.set_item(intern!(py, "created_at"), s.created_at)?;
+    d.set_item(intern!(py, "updated_at"), s.updated_at)?;
+    d.set_item(intern!(py, "evaluated_at"), s.evaluated_at)?;
+    Ok(d)
+}
+
+/// The outcome of a materialization as `{"members", "entered", "left"}`.
+pub fn materialize_report<'py>(
+    py: Python<'py>,
+    r: &MaterializeReport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "members"), r.members)?;
+    d.set_item(intern!(py, "entered"), r.entered)?;
+    d.set_item(intern!(py, "left"), r.left)?;
+    Ok(d)
+}
+
+/// A filter's syntax tree as JSON-like Python values (the core's serde form).
+pub fn filter_tree<'py>(py: Python<'py>, expr: &Expr) -> PyResult<Bound<'py, PyAny>> {
+    let value = serde_json::to_value(expr)
+        .map_err(|e| to_py_err(crm_core::Error::Storage(e.to_string())))?;
+    json_to_py(py, &value)
 }
 
 /// A page as `{"items": [...], "next_cursor": str | None}`.
@@ -466,6 +502,99 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "this type".to_string())
+}
+
+// ===== in: filters ==========================================================
+
+/// A filter given as text in the filter language or as its syntax tree.
+pub enum Filter {
+    /// Text; the core's errors point into it.
+    Text(String),
+    /// A syntax tree read from a dict.
+    Tree(Expr),
+}
+
+impl Filter {
+    /// How the core takes it.
+    pub fn as_ref(&self) -> FilterRef<'_> {
+        match self {
+            Filter::Text(text) => FilterRef::Text(text),
+            Filter::Tree(expr) => FilterRef::Expr(expr),
+        }
+    }
+
+    /// As text, for the core calls that store an expression as text
+    /// (segments): a tree is printed as its canonical text.
+    pub fn into_text(self) -> String {
+        match self {
+            Filter::Text(text) => text,
+            Filter::Tree(expr) => expr.to_string(),
+        }
+    }
+}
+
+/// How deeply lists and dicts may nest in a syntax tree given as a dict: far
+/// beyond any tree the core accepts (a few levels per nesting level of the
+/// language), close enough that converting one never exhausts the stack.
+const MAX_TREE_NESTING: usize = filter::MAX_DEPTH * 16;
+
+/// A filter: a `str` in the filter language, or a dict holding its syntax
+/// tree (what `parse_filter` returns).
+pub fn filter(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Filter> {
+    if obj.is_instance_of::<PyString>() {
+        return string(obj, field).map(Filter::Text);
+    }
+    if obj.is_instance_of::<PyDict>() || obj.is_instance_of::<PyMapping>() {
+        return tree(obj, field).map(Filter::Tree);
+    }
+    Err(invalid(
+        field,
+        format!(
+            "must be a str (the filter language) or a dict (its syntax tree), not {}",
+            type_name(obj)
+        ),
+    ))
+}
+
+/// A syntax tree given as a dict. A value Python can't express as JSON is a
+/// `ValidationError` naming its path; JSON that is not a syntax tree is a
+/// `ParseError` (with no position: there is no text).
+pub fn tree(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Expr> {
+    if !(obj.is_instance_of::<PyDict>() || obj.is_instance_of::<PyMapping>()) {
+        return Err(invalid(
+            field,
+            format!("must be a dict (a syntax tree), not {}", type_name(obj)),
+        ));
+    }
+    let not_a_tree = |message: String| {
+        to_py_err(crm_core::Error::Parse {
+            line: 0,
+            column: 0,
+            message,
+            suggestion: None,
+        })
+    };
+    let value = json_within(obj, field, MAX_TREE_NESTING).map_err(|(path, reason)| {
+        if reason == TOO_DEEP {
+            not_a_tree("the syntax tree is nested too deeply".into())
+        } else {
+            invalid(path, reason)
+        }
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| not_a_tree(format!("not a filter syntax tree: {}", serde_reason(&e))))
+}
+
+/// A list (or tuple) of ids; errors name the element (`customer_ids[1]`).
+pub fn id_list<T: FromStr<Err = crm_core::Error>>(
+    obj: &Bound<'_, PyAny>,
+    field: &str,
+) -> PyResult<Vec<T>> {
+    sequence(obj, field)?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| id(item, &format!("{field}[{i}]")))
+        .collect()
 }
 
 // ===== in: records ==========================================================
@@ -853,7 +982,24 @@ pub fn record(obj: &Bound<'_, PyAny>) -> Result<Map<String, Value>, (String, Str
 /// A JSON-like Python value (`None`, `bool`, `int`, finite `float`, `str`,
 /// `date`/`datetime` as ISO text, `Decimal` as text, lists and dicts) as
 /// JSON. Errors are `(path, reason)`, e.g. `("metadata.tags[2]", …)`.
+/// Lists and dicts nested deeper than JSON parsers accept (128 levels, as
+/// serde_json's own limit) are refused rather than overflowing the stack.
 pub fn json(obj: &Bound<'_, PyAny>, path: &str) -> Result<Value, (String, String)> {
+    json_within(obj, path, MAX_JSON_NESTING)
+}
+
+/// The deepest JSON-like value accepted from Python.
+const MAX_JSON_NESTING: usize = 128;
+
+/// Why [`json_within`] refused a value.
+const TOO_DEEP: &str = "is nested too deeply";
+
+/// [`json`], refusing lists and dicts nested more than `nesting` deep.
+fn json_within(
+    obj: &Bound<'_, PyAny>,
+    path: &str,
+    nesting: usize,
+) -> Result<Value, (String, String)> {
     let bad = |reason: String| Err((path.to_string(), reason));
     let py = obj.py();
     if obj.is_none() {
@@ -893,21 +1039,29 @@ pub fn json(obj: &Bound<'_, PyAny>, path: &str) -> Result<Value, (String, String
             Err(_) => bad("is not a valid date or datetime".into()),
         };
     }
+    // The nesting left inside a list or dict.
+    let inner = || match nesting.checked_sub(1) {
+        Some(n) => Ok(n),
+        None => Err((path.to_string(), TOO_DEEP.to_string())),
+    };
     if let Ok(list) = obj.cast::<PyList>() {
+        let inner = inner()?;
         return list
             .iter()
             .enumerate()
-            .map(|(i, item)| json(&item, &format!("{path}[{i}]")))
+            .map(|(i, item)| json_within(&item, &format!("{path}[{i}]"), inner))
             .collect();
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
+        let inner = inner()?;
         return tuple
             .iter()
             .enumerate()
-            .map(|(i, item)| json(&item, &format!("{path}[{i}]")))
+            .map(|(i, item)| json_within(&item, &format!("{path}[{i}]"), inner))
             .collect();
     }
     if obj.is_instance_of::<PyDict>() || obj.is_instance_of::<PyMapping>() {
+        let inner = inner()?;
         let pairs =
             items(obj, path).map_err(|_| (path.to_string(), "keys must be strings".to_string()))?;
         let mut map = Map::new();
@@ -917,7 +1071,7 @@ pub fn json(obj: &Bound<'_, PyAny>, path: &str) -> Result<Value, (String, String
             } else {
                 format!("{path}.{key}")
             };
-            map.insert(key, json(&value, &child)?);
+            map.insert(key, json_within(&value, &child, inner)?);
         }
         return Ok(Value::Object(map));
     }

@@ -31,6 +31,12 @@ create_exception!(
 );
 create_exception!(
     crm,
+    ParseError,
+    ValidationError,
+    "A filter expression is malformed or does not fit the schema; nothing ran. `line` and `column` (1-based, columns in characters; both 0 for a syntax tree given as a dict) point at the offending token, `message` says what was wrong, `suggestion` is the nearest valid name or None. As a ValidationError, its `field` is \"filter\" and its `reason` the message."
+);
+create_exception!(
+    crm,
     ConflictError,
     CrmError,
     "The change would break a uniqueness rule (an email or external id already used). `field` and `reason` say which."
@@ -68,6 +74,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<CrmError>(),
         py.get_type::<NotFoundError>(),
         py.get_type::<ValidationError>(),
+        py.get_type::<ParseError>(),
         py.get_type::<ConflictError>(),
         py.get_type::<IncompatibleDatabaseError>(),
         py.get_type::<CorruptDatabaseError>(),
@@ -110,6 +117,24 @@ pub fn to_py_err(err: crm_core::Error) -> PyErr {
                     ("field", text(&field)),
                     ("reason", text(&reason)),
                     ("row", int(row)),
+                ],
+            ),
+            E::Parse {
+                line,
+                column,
+                message: what,
+                suggestion,
+            } => with(
+                py,
+                ParseError::new_err(message),
+                [
+                    ("field", text("filter")),
+                    ("reason", text(&what)),
+                    ("row", none()),
+                    ("line", int(line.into())),
+                    ("column", int(column.into())),
+                    ("message", text(&what)),
+                    ("suggestion", suggestion.as_deref().map_or_else(none, text)),
                 ],
             ),
             E::Conflict { field, reason } => with(

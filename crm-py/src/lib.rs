@@ -7,7 +7,8 @@
 //!
 //! * `errors.rs`: the exception hierarchy and the one conversion from
 //!   `crm_core::Error`;
-//! * `convert.rs`: Python values to core types and back;
+//! * `convert.rs`: Python values to core types and back (filters: a `str`
+//!   in the filter language or a dict holding its syntax tree);
 //! * `imports.rs`: Python record sources, progress callbacks, cancellation.
 
 mod convert;
@@ -25,7 +26,7 @@ use crm_core::export::ExportFormat;
 use crm_core::import::{ColumnMapping, ImportOptions, ImportProgress, ImportReport};
 use crm_core::{
     AttributeType, Customer, CustomerId, CustomerSort, Interaction, InteractionId, InteractionKind,
-    ListCustomers, NewConsent, OpenOptions, TimelineQuery,
+    ListCustomers, MembersQuery, NewConsent, NewSegment, OpenOptions, SegmentPatch, TimelineQuery,
 };
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -239,6 +240,20 @@ fn arg<'py, T>(
     match obj {
         Some(o) if !o.is_none() => read(o),
         _ => Ok(default),
+    }
+}
+
+/// An optional argument whose absence differs from `None` (`None` clears).
+enum Given<'py> {
+    Absent,
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Given::Value(obj.to_owned()))
     }
 }
 
@@ -745,6 +760,263 @@ impl Crm {
         convert::list(py, &changes, convert::change)
     }
 
+    // ----- filters -------------------------------------------------------------
+
+    /// Checks a filter (text in the filter language, or its syntax tree as a
+    /// dict) against this database's fields, attributes and segments; returns
+    /// its canonical text. ParseError says what is wrong and where.
+    fn check_filter(&self, py: Python<'_>, filter: &Bound<'_, PyAny>) -> PyResult<String> {
+        let filter = convert::filter(filter, "filter")?;
+        self.run(py, move |c| c.check_filter(filter.as_ref()))
+    }
+
+    /// How many customers match a filter.
+    fn count_matching(&self, py: Python<'_>, filter: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let filter = convert::filter(filter, "filter")?;
+        self.run(py, move |c| c.count_matching(filter.as_ref()))
+    }
+
+    /// One page of the customers who match a filter, in creation order:
+    /// {"items": [...], "next_cursor": str | None}.
+    #[pyo3(
+        signature = (filter, *, limit = None, cursor = None),
+        text_signature = "($self, filter, *, limit=100, cursor=None)"
+    )]
+    fn find_matching<'py>(
+        &self,
+        py: Python<'py>,
+        filter: &Bound<'py, PyAny>,
+        limit: Option<&Bound<'py, PyAny>>,
+        cursor: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let filter = convert::filter(filter, "filter")?;
+        let query = members_query(limit, cursor, 100)?;
+        let page = self.run(py, move |c| c.find_matching(filter.as_ref(), &query))?;
+        convert::page(py, &page, convert::customer)
+    }
+
+    /// Whether one customer matches a filter (reads only that customer).
+    fn customer_matches(
+        &self,
+        py: Python<'_>,
+        customer_id: &Bound<'_, PyAny>,
+        filter: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let id: CustomerId = convert::id(customer_id, "customer_id")?;
+        let filter = convert::filter(filter, "filter")?;
+        self.run(py, move |c| c.customer_matches(id, filter.as_ref()))
+    }
+
+    /// The SQL a filter runs as, its parameters and SQLite's query plan.
+    fn explain(&self, py: Python<'_>, filter: &Bound<'_, PyAny>) -> PyResult<Explain> {
+        let filter = convert::filter(filter, "filter")?;
+        let crm_core::Explain {
+            canonical,
+            sql,
+            params,
+            plan,
+        } = self.run(py, move |c| c.explain(filter.as_ref()))?;
+        Ok(Explain {
+            canonical,
+            sql,
+            params,
+            plan,
+        })
+    }
+
+    // ----- segments ------------------------------------------------------------
+
+    /// Creates a segment: dynamic (whoever matches `filter`, which may use
+    /// other segments with in_segment("name")) or, without a filter, static
+    /// (customers are added with add_to_segment).
+    #[pyo3(signature = (name, *, filter = None, description = None))]
+    fn create_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        filter: Option<&Bound<'py, PyAny>>,
+        description: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let new = NewSegment {
+            name: convert::string(name, "name")?,
+            description: arg(description, None, |o| convert::opt_string(o, "description"))?,
+            filter: arg(filter, None, |o| {
+                convert::filter(o, "filter").map(|f| Some(f.into_text()))
+            })?,
+        };
+        // Fails to compile when the core adds a field, so it can't be forgotten here.
+        let NewSegment {
+            name: _,
+            description: _,
+            filter: _,
+        } = &new;
+        let stored = self.run(py, move |c| c.create_segment(&new))?;
+        convert::segment(py, &stored)
+    }
+
+    /// The segment called `name`; NotFoundError if there is none.
+    fn segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let name = convert::string(name, "name")?;
+        let found = self.run(py, move |c| c.segment(&name))?;
+        convert::segment(py, &found)
+    }
+
+    /// Every segment, by name.
+    fn segments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let all = self.run(py, |c| c.segments())?;
+        convert::list(py, &all, convert::segment)
+    }
+
+    /// Renames a segment; the filters of segments that use it follow.
+    fn rename_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        new_name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let name = convert::string(name, "name")?;
+        let new_name = convert::string(new_name, "new_name")?;
+        let stored = self.run(py, move |c| c.rename_segment(&name, &new_name))?;
+        convert::segment(py, &stored)
+    }
+
+    /// Changes a segment's filter (dynamic segments only; None leaves it)
+    /// or description (None clears it; leaving it out leaves it).
+    #[pyo3(
+        signature = (name, *, filter = None, description = Given::Absent),
+        text_signature = "($self, name, *, filter=None, description=...)"
+    )]
+    fn update_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        filter: Option<&Bound<'py, PyAny>>,
+        description: Given<'py>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let name = convert::string(name, "name")?;
+        let patch = SegmentPatch {
+            description: match description {
+                Given::Absent => None,
+                Given::Value(d) => Some(convert::opt_string(&d, "description")?),
+            },
+            filter: arg(filter, None, |o| {
+                convert::filter(o, "filter").map(|f| Some(f.into_text()))
+            })?,
+        };
+        let SegmentPatch {
+            description: _,
+            filter: _,
+        } = &patch;
+        let stored = self.run(py, move |c| c.update_segment(&name, &patch))?;
+        convert::segment(py, &stored)
+    }
+
+    /// Deletes a segment; ConflictError if other segments use it.
+    fn delete_segment(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = convert::string(name, "name")?;
+        self.run(py, move |c| c.delete_segment(&name))
+    }
+
+    /// Adds customers (a list of ids) to a static segment; returns how many
+    /// were not members yet. An unknown id adds no one.
+    fn add_to_segment(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        customer_ids: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let name = convert::string(name, "name")?;
+        let ids: Vec<CustomerId> = convert::id_list(customer_ids, "customer_ids")?;
+        self.run(py, move |c| c.add_to_segment(&name, &ids))
+    }
+
+    /// Removes customers (a list of ids) from a static segment; returns how
+    /// many were members.
+    fn remove_from_segment(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        customer_ids: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let name = convert::string(name, "name")?;
+        let ids: Vec<CustomerId> = convert::id_list(customer_ids, "customer_ids")?;
+        self.run(py, move |c| c.remove_from_segment(&name, &ids))
+    }
+
+    /// How many members a segment has now (a dynamic one is evaluated).
+    fn segment_count(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let name = convert::string(name, "name")?;
+        self.run(py, move |c| c.segment_count(&name))
+    }
+
+    /// One page of a segment's members, in creation order:
+    /// {"items": [...], "next_cursor": str | None}.
+    #[pyo3(
+        signature = (name, *, limit = None, cursor = None),
+        text_signature = "($self, name, *, limit=100, cursor=None)"
+    )]
+    fn segment_members<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        limit: Option<&Bound<'py, PyAny>>,
+        cursor: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let name = convert::string(name, "name")?;
+        let query = members_query(limit, cursor, 100)?;
+        let page = self.run(py, move |c| c.segment_members(&name, &query))?;
+        convert::page(py, &page, convert::customer)
+    }
+
+    /// Every member of a segment, in creation order, fetched `batch_size` at
+    /// a time as the iterator advances.
+    #[pyo3(
+        signature = (name, *, batch_size = None),
+        text_signature = "($self, name, *, batch_size=1000)"
+    )]
+    fn iter_segment_members(
+        &self,
+        name: &Bound<'_, PyAny>,
+        batch_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PageIterator> {
+        let name = convert::string(name, "name")?;
+        let query = MembersQuery {
+            limit: arg(batch_size, 1000, |o| convert::limit(o, "batch_size"))?,
+            cursor: None,
+        };
+        Ok(self.pages(Pages::Segment(name, query)))
+    }
+
+    /// Whether a customer is a member of a segment now (reads only that
+    /// customer).
+    fn segment_contains(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        customer_id: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let name = convert::string(name, "name")?;
+        let id: CustomerId = convert::id(customer_id, "customer_id")?;
+        self.run(py, move |c| c.segment_contains(&name, id))
+    }
+
+    /// Evaluates a dynamic segment and stores its membership; everyone who
+    /// entered or left since the last time gets a "segment_member" entry in
+    /// the change log. Returns {"members", "entered", "left"}.
+    fn materialize_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let name = convert::string(name, "name")?;
+        let report = self.run(py, move |c| c.materialize_segment(&name))?;
+        convert::materialize_report(py, &report)
+    }
+
     // ----- imports -----------------------------------------------------------
 
     /// Imports customers from an iterable of dicts (the fields of a customer,
@@ -1018,6 +1290,17 @@ fn list_query(
     })
 }
 
+fn members_query(
+    limit: Option<&Bound<'_, PyAny>>,
+    cursor: Option<&Bound<'_, PyAny>>,
+    default_limit: u32,
+) -> PyResult<MembersQuery> {
+    Ok(MembersQuery {
+        limit: arg(limit, default_limit, |o| convert::limit(o, "limit"))?,
+        cursor: arg(cursor, None, |o| convert::opt_string(o, "cursor"))?,
+    })
+}
+
 fn timeline_query(
     customer_id: &Bound<'_, PyAny>,
     kind: Option<&Bound<'_, PyAny>>,
@@ -1045,6 +1328,7 @@ fn timeline_query(
 enum Pages {
     Customers(ListCustomers),
     Timeline(CustomerId, TimelineQuery),
+    Segment(String, MembersQuery),
 }
 
 enum Item {
@@ -1098,6 +1382,15 @@ impl PageIterator {
                         .buffer
                         .extend(page.items.into_iter().map(Item::Interaction));
                 }
+                Pages::Segment(name, query) => {
+                    let (name, q) = (name.as_str(), query.clone());
+                    let page = crm.run(py, move |c| c.segment_members(name, &q))?;
+                    query.cursor = page.next_cursor.clone();
+                    state.done = page.next_cursor.is_none();
+                    state
+                        .buffer
+                        .extend(page.items.into_iter().map(Item::Customer));
+                }
             }
         }
         match state.buffer.pop_front() {
@@ -1106,6 +1399,62 @@ impl PageIterator {
             None => Ok(None),
         }
     }
+}
+
+/// What `Crm.explain` tells about a filter: its canonical text, the SQL it
+/// runs as (values are parameters `?1`, `?2`, …), the parameters' values as
+/// text, and SQLite's query plan, one step per line.
+#[pyclass(module = "crm", name = "Explain", frozen, get_all)]
+struct Explain {
+    canonical: String,
+    sql: String,
+    params: Vec<String>,
+    plan: Vec<String>,
+}
+
+#[pymethods]
+impl Explain {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let repr = |v: Bound<'_, PyAny>| v.repr().map(|r| r.to_string());
+        Ok(format!(
+            "Explain(canonical={}, sql={}, params={}, plan={})",
+            repr(PyString::new(py, &self.canonical).into_any())?,
+            repr(PyString::new(py, &self.sql).into_any())?,
+            repr(PyList::new(py, &self.params)?.into_any())?,
+            repr(PyList::new(py, &self.plan)?.into_any())?,
+        ))
+    }
+
+    /// The filter, its SQL, parameters and plan, one per section.
+    fn __str__(&self) -> String {
+        let mut out = format!("filter: {}\nsql: {}\nparams:", self.canonical, self.sql);
+        for (i, p) in self.params.iter().enumerate() {
+            out.push_str(&format!("\n  ?{} = {p}", i + 1));
+        }
+        out.push_str("\nplan:");
+        for step in &self.plan {
+            out.push_str(&format!("\n  {step}"));
+        }
+        out
+    }
+}
+
+/// Parses text in the filter language into its syntax tree, as JSON-like
+/// dicts and lists (the form every `filter` argument also accepts), without
+/// checking names against a database; ParseError if it is malformed.
+#[pyfunction]
+fn parse_filter<'py>(py: Python<'py>, text: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let text = convert::string(text, "text")?;
+    let expr = py
+        .detach(move || crm_core::filter::parse(&text))
+        .or_raise()?;
+    convert::filter_tree(py, &expr)
+}
+
+/// The canonical text of a syntax tree (a dict from `parse_filter`).
+#[pyfunction]
+fn format_filter(ast: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(convert::tree(ast, "ast")?.to_string())
 }
 
 /// Opens a CRM: a file path (created if needed) or ":memory:".
@@ -1127,7 +1476,10 @@ fn open(
 #[pymodule]
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Crm>()?;
+    m.add_class::<Explain>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(format_filter, m)?)?;
     errors::register(m)?;
     m.add("SCHEMA_VERSION", crm_core::SCHEMA_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -13,6 +13,7 @@ import crm
 ERRORS = [
     crm.NotFoundError,
     crm.ValidationError,
+    crm.ParseError,
     crm.ConflictError,
     crm.IncompatibleDatabaseError,
     crm.CorruptDatabaseError,

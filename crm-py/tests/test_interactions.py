@@ -39,6 +39,17 @@ def test_log_interaction_keeps_money_in_minor_units(db: crm.Crm, ana: crm.Custom
     assert db.get_interaction(i["id"]) == i
 
 
+def test_metadata_nested_too_deeply_is_a_validation_error_not_a_crash(db: crm.Crm, ana: crm.Customer) -> None:
+    deep: object = 1
+    for _ in range(200_000):
+        deep = [deep]
+    with pytest.raises(crm.ValidationError) as info:
+        db.log_interaction(ana["id"], "note", metadata={"x": deep})
+    assert info.value.field.startswith("metadata")
+    assert "nested too deeply" in info.value.reason
+    assert db.timeline(ana["id"])["items"] == []
+
+
 def test_log_interaction_names_the_customer_by_id_external_id_or_email(db: crm.Crm, ana: crm.Customer) -> None:
     for ref in (ana["id"], {"id": ana["id"]}, {"external_id": "ana-1"}, {"email": "ANA@example.com"}):
         assert db.log_interaction(ref, "note")["customer_id"] == ana["id"]  # type: ignore[arg-type]

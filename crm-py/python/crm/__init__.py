@@ -9,6 +9,16 @@
 `crm.open(path)` opens (or creates) a database file; `crm.open()` an
 in-memory one. Results are plain dicts (see `crm.types`); errors are
 subclasses of `crm.CrmError`.
+
+Filters select customers with a small language, as text or as its syntax
+tree (`crm.parse_filter`, `crm.format_filter`); segments name them:
+
+>>> with crm.open() as db:
+...     _ = db.create_customer(name="Ana", tags=["vip"])
+...     db.create_segment("vips", filter='"vip" in tags')["kind"]
+...     db.segment_count("vips")
+'dynamic'
+1
 """
 
 from crm._crm import (
@@ -19,12 +29,16 @@ from crm._crm import (
     CorruptDatabaseError,
     Crm,
     CrmError,
+    Explain,
     IncompatibleDatabaseError,
     NotFoundError,
+    ParseError,
     StorageError,
     ValidationError,
     __version__,
+    format_filter,
     open,
+    parse_filter,
 )
 from crm.types import (
     Change,
@@ -33,8 +47,10 @@ from crm.types import (
     ImportProgress,
     ImportReport,
     Interaction,
+    MaterializeReport,
     Page,
     SearchHit,
+    Segment,
 )
 
 __all__ = [
@@ -48,15 +64,21 @@ __all__ = [
     "Crm",
     "CrmError",
     "Customer",
+    "Explain",
     "ImportProgress",
     "ImportReport",
     "IncompatibleDatabaseError",
     "Interaction",
+    "MaterializeReport",
     "NotFoundError",
     "Page",
+    "ParseError",
     "SearchHit",
+    "Segment",
     "StorageError",
     "ValidationError",
     "__version__",
+    "format_filter",
     "open",
+    "parse_filter",
 ]

@@ -16,24 +16,32 @@ from crm.types import (
     CustomerFields,
     CustomerPatchFields,
     CustomerRef,
+    Filter,
+    FilterTree,
     ImportMode,
     ImportProgress,
     ImportReport,
     Interaction,
     InteractionFields,
     LegalBasis,
+    MaterializeReport,
     Page,
     SearchHit,
+    Segment,
     Sort,
     Upserted,
 )
 
 __all__ = [
     "Crm",
+    "Explain",
     "open",
+    "parse_filter",
+    "format_filter",
     "CrmError",
     "NotFoundError",
     "ValidationError",
+    "ParseError",
     "ConflictError",
     "IncompatibleDatabaseError",
     "CorruptDatabaseError",
@@ -66,6 +74,18 @@ class ValidationError(CrmError):
     reason: str
     row: int | None
 
+class ParseError(ValidationError):
+    """A filter expression is malformed or does not fit the schema; nothing
+    ran. `line` and `column` (1-based, columns in characters; both 0 for a
+    syntax tree given as a dict) point at the offending token, `message` says
+    what was wrong, `suggestion` is the nearest valid name or None. `field`
+    is "filter" and `reason` the message."""
+
+    line: int
+    column: int
+    message: str
+    suggestion: str | None
+
 class ConflictError(CrmError):
     """A uniqueness rule would break (an email or external id in use)."""
 
@@ -89,6 +109,30 @@ class ClosedError(CrmError):
 
 class StorageError(CrmError):
     """Any other storage or file I/O failure."""
+
+def parse_filter(text: str) -> FilterTree:
+    """Parses text in the filter language into its syntax tree (JSON-like
+    dicts and lists), without checking names; ParseError if malformed."""
+
+def format_filter(ast: Mapping[str, Any]) -> str:
+    """The canonical text of a syntax tree (a dict from `parse_filter`)."""
+
+@final
+class Explain:
+    """What `Crm.explain` tells about a filter."""
+
+    @property
+    def canonical(self) -> str:
+        """The canonical text of the filter."""
+    @property
+    def sql(self) -> str:
+        """The SQL that counts the matching customers; values are `?N` parameters."""
+    @property
+    def params(self) -> list[str]:
+        """The parameters' values, in order, as text."""
+    @property
+    def plan(self) -> list[str]:
+        """SQLite's query plan, one step per line, indented under its parent."""
 
 def open(
     path: _Path = ":memory:",
@@ -191,6 +235,57 @@ class Crm:
     def search(self, query: str, limit: int = 20) -> list[SearchHit]: ...
     def changes_since(self, after_seq: int = 0, limit: int = 1000) -> list[Change]: ...
     def customer_history(self, id: str) -> list[Change]: ...
+
+    # filters
+    def check_filter(self, filter: Filter) -> str:
+        """Checks a filter against this database; returns its canonical text."""
+    def count_matching(self, filter: Filter) -> int:
+        """How many customers match a filter."""
+    def find_matching(
+        self, filter: Filter, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Customer]:
+        """One page of the customers who match a filter, in creation order."""
+    def customer_matches(self, customer_id: str, filter: Filter) -> bool:
+        """Whether one customer matches a filter."""
+    def explain(self, filter: Filter) -> Explain:
+        """The SQL a filter runs as, its parameters and SQLite's plan."""
+
+    # segments
+    def create_segment(
+        self, name: str, *, filter: Filter | None = None, description: str | None = None
+    ) -> Segment:
+        """Creates a dynamic segment (with a filter) or a static one (without)."""
+    def segment(self, name: str) -> Segment:
+        """The segment called `name`; NotFoundError if there is none."""
+    def segments(self) -> list[Segment]:
+        """Every segment, by name."""
+    def rename_segment(self, name: str, new_name: str) -> Segment:
+        """Renames a segment; filters of segments that use it follow."""
+    def update_segment(
+        self, name: str, *, filter: Filter | None = None, description: str | None = ...
+    ) -> Segment:
+        """Changes a dynamic segment's filter (None: unchanged) or the
+        description (None clears it; left out: unchanged)."""
+    def delete_segment(self, name: str) -> None:
+        """Deletes a segment; ConflictError if other segments use it."""
+    def add_to_segment(self, name: str, customer_ids: list[str] | tuple[str, ...]) -> int:
+        """Adds customers to a static segment; returns how many were new."""
+    def remove_from_segment(
+        self, name: str, customer_ids: list[str] | tuple[str, ...]
+    ) -> int:
+        """Removes customers from a static segment; returns how many were members."""
+    def segment_count(self, name: str) -> int:
+        """How many members a segment has now."""
+    def segment_members(
+        self, name: str, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Customer]:
+        """One page of a segment's members, in creation order."""
+    def iter_segment_members(self, name: str, *, batch_size: int = 1000) -> Iterator[Customer]:
+        """Every member of a segment, fetched `batch_size` at a time."""
+    def segment_contains(self, name: str, customer_id: str) -> bool:
+        """Whether a customer is a member of a segment now."""
+    def materialize_segment(self, name: str) -> MaterializeReport:
+        """Stores a dynamic segment's membership; logs who entered and left."""
 
     # imports
     def import_customers(

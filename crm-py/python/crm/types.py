@@ -31,15 +31,20 @@ __all__ = [
     "CustomerRef",
     "Direction",
     "ImportMode",
+    "Filter",
+    "FilterTree",
     "ImportProgress",
     "ImportReport",
     "Interaction",
     "InteractionFields",
     "InteractionPage",
     "LegalBasis",
+    "MaterializeReport",
     "Page",
     "RowError",
     "SearchHit",
+    "Segment",
+    "SegmentKind",
     "Sort",
     "Upserted",
 ]
@@ -61,6 +66,11 @@ LegalBasis = Literal[
 ]
 ImportMode = Literal["all_or_nothing", "skip_invalid"]
 Sort = Literal["created_at", "updated_at", "name"]
+SegmentKind = Literal["dynamic", "static"]
+FilterTree = dict[str, Any]
+"""A filter's syntax tree as JSON-like dicts and lists (`crm.parse_filter`)."""
+Filter = str | Mapping[str, Any]
+"""A filter: text in the filter language, or its syntax tree."""
 
 
 class Address(TypedDict):
@@ -139,7 +149,7 @@ class Change(TypedDict):
 
     seq: int
     at: datetime.datetime
-    entity: Literal["customer", "interaction", "consent"]
+    entity: Literal["customer", "interaction", "consent", "segment", "segment_member"]
     entity_id: str
     op: Literal["created", "updated", "deleted"]
     fields: list[str]
@@ -203,6 +213,29 @@ class Page(TypedDict, Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+class Segment(TypedDict):
+    """A segment: dynamic (whoever matches `filter`, its canonical text) or
+    static (an explicit list of customers; `filter` is None)."""
+
+    id: str
+    name: str
+    description: str | None
+    kind: SegmentKind
+    filter: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    evaluated_at: datetime.datetime | None
+
+
+class MaterializeReport(TypedDict):
+    """What `materialize_segment` did: members now, and how many customers
+    entered and left since the last materialization."""
+
+    members: int
+    entered: int
+    left: int
 
 
 CustomerPage = Page[Customer]

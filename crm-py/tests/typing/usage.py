@@ -7,7 +7,16 @@ import datetime
 from collections.abc import Iterator
 
 import crm
-from crm.types import Customer, ImportProgress, ImportReport, Interaction, Page
+from crm.types import (
+    Customer,
+    FilterTree,
+    ImportProgress,
+    ImportReport,
+    Interaction,
+    MaterializeReport,
+    Page,
+    Segment,
+)
 
 
 def on_progress(p: ImportProgress) -> None:
@@ -50,8 +59,46 @@ def main() -> None:
             print(field, row)
         except crm.NotFoundError as e:
             print(e.entity)
+        segments(db)
     as_maja = crm.Crm().with_actor("maja", source="script")
     as_maja.close()
+
+
+def segments(db: crm.Crm) -> None:
+    canonical: str = db.check_filter('country = "SI"')
+    tree: FilterTree = crm.parse_filter(canonical)
+    text: str = crm.format_filter(tree)
+    n: int = db.count_matching(tree) + db.count_matching(text)
+    page: Page[Customer] = db.find_matching('"vip" in tags', limit=10, cursor=None)
+    matches: bool = db.customer_matches(page["items"][0]["id"], tree)
+    explain: crm.Explain = db.explain(text)
+    sql: str = explain.sql
+    plan: list[str] = explain.plan
+    params: list[str] = explain.params
+    si: Segment = db.create_segment("si", filter=tree, description="Slovenians")
+    picked: crm.Segment = db.create_segment("picked")
+    added: int = db.add_to_segment("picked", [c["id"] for c in page["items"]])
+    removed: int = db.remove_from_segment("picked", (page["items"][0]["id"],))
+    db.update_segment("si", filter='country = "AT"')
+    db.update_segment("si", description=None)
+    db.rename_segment("picked", "chosen")
+    everyone: list[Segment] = db.segments()
+    count: int = db.segment_count("si")
+    members: Page[Customer] = db.segment_members("si", limit=50)
+    for member in db.iter_segment_members("si", batch_size=500):
+        print(member["name"])
+    inside: bool = db.segment_contains("si", page["items"][0]["id"])
+    report: MaterializeReport = db.materialize_segment("si")
+    evaluated: datetime.datetime | None = db.segment("si")["evaluated_at"]
+    db.delete_segment("chosen")
+    try:
+        db.count_matching('contry = "SI"')
+    except crm.ParseError as e:
+        where: tuple[int, int] = (e.line, e.column)
+        suggestion: str | None = e.suggestion
+        print(where, suggestion, e.message, e.field)
+    print(n, matches, sql, plan, params, si["kind"], picked["filter"], added, removed)
+    print(everyone, count, members["next_cursor"], inside, report["entered"], evaluated)
 
 
 if __name__ == "__main__":
