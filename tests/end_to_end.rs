@@ -1065,3 +1065,103 @@ fn an_export_imports_into_another_crm_with_people_linked_to_their_organizations(
         assert_eq!(ana.organization_id, Some(org.id), "{format:?}");
     }
 }
+
+// ----- change listeners -----------------------------------------------------
+
+fn recorder() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<(EntityKind, ChangeOp, String)>>>,
+    std::sync::Arc<dyn crm_core::ChangeListener>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = std::sync::Arc::new(move |changes: &[crm_core::Change]| {
+        sink.lock().unwrap().extend(
+            changes
+                .iter()
+                .map(|c| (c.entity, c.op, c.entity_id.clone())),
+        );
+    });
+    (seen, listener)
+}
+
+#[test]
+fn listeners_hear_each_committed_write_in_order_until_removed() {
+    let crm = crm();
+    let (seen, listener) = recorder();
+    let id = crm.add_change_listener(listener);
+    let ana = crm
+        .create_customer(person("Ana", "ana@example.com"))
+        .unwrap();
+    crm.log_interaction(NewInteraction::new(ana.id, InteractionKind::Note))
+        .unwrap();
+    // A write that fails, and one that changes nothing, notify no one.
+    assert!(
+        crm.update_customer(
+            ana.id,
+            &CustomerPatch {
+                emails: Some(vec!["bad".into()]),
+                ..CustomerPatch::default()
+            }
+        )
+        .is_err()
+    );
+    crm.update_customer(ana.id, &CustomerPatch::default())
+        .unwrap();
+    crm.with_actor("maja", None)
+        .delete_customer(ana.id)
+        .unwrap();
+    let seen_now = seen.lock().unwrap().clone();
+    let kinds: Vec<_> = seen_now.iter().map(|(e, o, _)| (*e, *o)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EntityKind::Customer, ChangeOp::Created),
+            (EntityKind::Interaction, ChangeOp::Created),
+            (EntityKind::Customer, ChangeOp::Deleted),
+        ]
+    );
+    assert_eq!(seen_now[0].2, ana.id.to_string());
+
+    assert!(crm.remove_change_listener(id));
+    assert!(!crm.remove_change_listener(id));
+    crm.create_customer(person("Bo", "bo@example.com")).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn a_panicking_listener_breaks_neither_the_write_nor_the_others() {
+    let crm = crm();
+    crm.add_change_listener(std::sync::Arc::new(|_: &[crm_core::Change]| {
+        panic!("listener bug")
+    }));
+    let (seen, listener) = recorder();
+    crm.add_change_listener(listener);
+    let ana = crm
+        .create_customer(person("Ana", "ana@example.com"))
+        .unwrap();
+    assert_eq!(crm.get_customer(ana.id).unwrap().id, ana.id);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_listener_may_use_the_crm_and_bulk_writes_arrive_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let crm = Crm::open(dir.path().join("l.crm")).unwrap();
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = batches.clone();
+    let reader = crm.clone();
+    crm.add_change_listener(std::sync::Arc::new(
+        move |changes: &[crm_core::Change]| {
+            // Reading inside the listener works: the write's lock is released.
+            let total = reader.count_customers().unwrap();
+            sink.lock().unwrap().push((changes.len(), total));
+        },
+    ));
+    let rows = (0..2_500).map(|i| person(&format!("P{i}"), &format!("p{i}@example.com")));
+    crm.import_customers(rows, &ImportOptions::default(), None)
+        .unwrap();
+    assert_eq!(
+        *batches.lock().unwrap(),
+        vec![(1_000, 2_500), (1_000, 2_500), (500, 2_500)]
+    );
+}

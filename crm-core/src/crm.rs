@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{self, Database, customers::Position};
 use crate::error::{Error, Result};
-use crate::model::change::{Change, ChangeContext};
+use crate::model::change::{Change, ChangeContext, ChangeListener};
 use crate::model::consent::{ConsentRecord, NewConsent};
 use crate::model::customer::{AttributeType, Customer, CustomerPatch, NewCustomer, Normalizer};
 use crate::model::ids::{ConsentId, CustomerId, InteractionId};
@@ -141,6 +141,51 @@ pub enum SearchMatch {
         subject: String,
     },
 }
+
+/// A customer as one row of a list: the fields a list shows and the latest
+/// interaction. See [`Crm::list_customer_cards`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomerCard {
+    /// The customer's id.
+    pub id: CustomerId,
+    /// Person or organization.
+    pub kind: crate::model::customer::CustomerKind,
+    /// Display name.
+    pub name: String,
+    /// The first email, if any.
+    pub email: Option<String>,
+    /// The first phone, if any.
+    pub phone: Option<String>,
+    /// Lifecycle stage.
+    pub lifecycle_stage: String,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The most recent interaction (by when it happened), if any.
+    pub latest_interaction: Option<Interaction>,
+}
+
+impl CustomerCard {
+    fn new(c: Customer, latest_interaction: Option<Interaction>) -> Self {
+        CustomerCard {
+            id: c.id,
+            kind: c.kind,
+            email: c.emails.into_iter().next(),
+            phone: c.phones.into_iter().next(),
+            name: c.name,
+            lifecycle_stage: c.lifecycle_stage,
+            owner: c.owner,
+            tags: c.tags,
+            latest_interaction,
+        }
+    }
+}
+
+/// Identifies a registered [`ChangeListener`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ListenerId(pub u64);
 
 /// One search result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -319,6 +364,45 @@ impl Crm {
                 after.as_ref(),
                 limit + 1,
             )
+        })?;
+        Ok(page::paginate(rows, limit))
+    }
+
+    /// One page of customers as small list rows with each one's latest
+    /// interaction: what a list screen shows, in one call and one read.
+    ///
+    /// ```
+    /// use crm_core::{Crm, InteractionKind, ListCustomers, NewCustomer, NewInteraction};
+    ///
+    /// let crm = Crm::open_in_memory()?;
+    /// let ana = crm.create_customer(NewCustomer { name: Some("Ana".into()), ..Default::default() })?;
+    /// crm.log_interaction(NewInteraction::new(ana.id, InteractionKind::Call))?;
+    /// let page = crm.list_customer_cards(&ListCustomers::default())?;
+    /// assert_eq!(page.items[0].name, "Ana");
+    /// assert_eq!(page.items[0].latest_interaction.as_ref().unwrap().kind, InteractionKind::Call);
+    /// # Ok::<(), crm_core::Error>(())
+    /// ```
+    pub fn list_customer_cards(&self, query: &ListCustomers) -> Result<Page<CustomerCard>> {
+        let limit = page::check_limit(query.limit)?;
+        let after: Option<Position> = query.cursor.as_deref().map(page::decode).transpose()?;
+        let rows = self.db.read(|conn| {
+            let rows = db::customers::list(
+                conn,
+                query.sort,
+                query.descending,
+                after.as_ref(),
+                limit + 1,
+            )?;
+            rows.into_iter()
+                .map(|(pos, c)| {
+                    let rowid = db::customers::rowid_of(conn, c.id)?
+                        .ok_or(Error::NotFound { entity: "customer" })?;
+                    let latest = db::interactions::timeline(conn, rowid, c.id, None, None, 1)?
+                        .pop()
+                        .map(|(_, i)| i);
+                    Ok((pos, CustomerCard::new(c, latest)))
+                })
+                .collect::<Result<Vec<_>>>()
         })?;
         Ok(page::paginate(rows, limit))
     }
@@ -560,6 +644,34 @@ impl Crm {
             }
             Ok(hits)
         })
+    }
+
+    /// Registers a listener told about every committed write of this
+    /// database (through any handle cloned from this one, e.g. by
+    /// [`Crm::with_actor`]); returns the id that unregisters it.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use crm_core::{Change, Crm, NewCustomer};
+    ///
+    /// let crm = Crm::open_in_memory()?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// let id = crm.add_change_listener(Arc::new(move |changes: &[Change]| {
+    ///     sink.lock().unwrap().extend(changes.iter().map(|c| c.entity_id.clone()));
+    /// }));
+    /// let ana = crm.create_customer(NewCustomer { name: Some("Ana".into()), ..Default::default() })?;
+    /// assert_eq!(*seen.lock().unwrap(), vec![ana.id.to_string()]);
+    /// assert!(crm.remove_change_listener(id));
+    /// # Ok::<(), crm_core::Error>(())
+    /// ```
+    pub fn add_change_listener(&self, listener: Arc<dyn ChangeListener>) -> ListenerId {
+        ListenerId(self.db.add_listener(listener))
+    }
+
+    /// Unregisters a listener; returns whether it was registered.
+    pub fn remove_change_listener(&self, id: ListenerId) -> bool {
+        self.db.remove_listener(id.0)
     }
 
     /// Change-log entries after sequence number `after_seq` (0 for the

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analytics;
 mod crm;
 mod db;
 pub mod error;
@@ -42,12 +43,12 @@ pub mod segment;
 pub mod synth;
 
 pub use crate::crm::{
-    AttributeDefinition, Crm, CustomerSort, ListCustomers, OpenOptions, SearchHit, SearchMatch,
-    TimelineQuery, Upserted,
+    AttributeDefinition, Crm, CustomerCard, CustomerSort, ListCustomers, ListenerId, OpenOptions,
+    SearchHit, SearchMatch, TimelineQuery, Upserted,
 };
 pub use crate::db::schema::SCHEMA_VERSION;
 pub use crate::error::{Error, Result};
-pub use crate::model::change::{Change, ChangeContext, ChangeOp, EntityKind};
+pub use crate::model::change::{Change, ChangeContext, ChangeListener, ChangeOp, EntityKind};
 pub use crate::model::consent::{ConsentRecord, ConsentStatus, LegalBasis, NewConsent};
 pub use crate::model::customer::{
     Address, AttributeType, AttributeValue, Customer, CustomerKind, CustomerPatch, NewCustomer,

@@ -14,13 +14,13 @@ pub(crate) mod search;
 pub(crate) mod segments;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::model::change::EntityKind;
+use crate::model::change::{ChangeListener, EntityKind};
 
 const MAX_IDLE_READERS: usize = 4;
 
@@ -115,7 +115,13 @@ pub(crate) struct Database {
     /// `None` for an in-memory database, which has a single connection.
     path: Option<PathBuf>,
     busy_timeout_ms: u32,
+    /// Told about every committed write; see [`crate::ChangeListener`].
+    listeners: std::sync::RwLock<Vec<(u64, Arc<dyn ChangeListener>)>>,
+    next_listener: std::sync::atomic::AtomicU64,
 }
+
+/// Change-log entries a listener is given at a time.
+const NOTIFY_BATCH: u32 = 1_000;
 
 /// Locks a mutex, ignoring poisoning: a panic inside a transaction closure
 /// dropped the transaction, which rolled it back, so the connection is sound.
@@ -147,6 +153,8 @@ impl Database {
             closed: std::sync::atomic::AtomicBool::new(false),
             path: path.map(Path::to_path_buf),
             busy_timeout_ms,
+            listeners: std::sync::RwLock::new(Vec::new()),
+            next_listener: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -165,15 +173,75 @@ impl Database {
     /// returns `Ok`.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         self.refuse_reentry()?;
+        let watched = !self.listeners().is_empty();
         let mut guard = lock(&self.writer);
         let conn = guard.as_mut().ok_or(Error::Closed)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last_seq = |tx: &Transaction<'_>| -> Result<i64> {
+            Ok(tx
+                .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
+                .query_row([], |r| r.get(0))?)
+        };
+        let before = if watched { last_seq(&tx)? } else { 0 };
         let value = {
             let _writing = Writing::enter(self);
             f(&tx)?
         };
+        let after = if watched { last_seq(&tx)? } else { 0 };
         tx.commit()?;
+        drop(guard);
+        if after > before {
+            self.notify(before, after);
+        }
         Ok(value)
+    }
+
+    fn listeners(&self) -> std::sync::RwLockReadGuard<'_, Vec<(u64, Arc<dyn ChangeListener>)>> {
+        self.listeners
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn add_listener(&self, listener: Arc<dyn ChangeListener>) -> u64 {
+        let id = self
+            .next_listener
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.listeners
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((id, listener));
+        id
+    }
+
+    pub fn remove_listener(&self, id: u64) -> bool {
+        let mut listeners = self
+            .listeners
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let before = listeners.len();
+        listeners.retain(|(i, _)| *i != id);
+        listeners.len() < before
+    }
+
+    /// Gives the listeners the change-log entries `(before, after]` of a
+    /// committed write, in batches, with no lock held (they may use the
+    /// database). A listener that panics is skipped; the write stands.
+    fn notify(&self, before: i64, after: i64) {
+        let mut seq = before;
+        while seq < after {
+            let Ok(batch) = self.read(|conn| changes::since(conn, seq, NOTIFY_BATCH)) else {
+                return;
+            };
+            let batch: Vec<_> = batch.into_iter().take_while(|c| c.seq <= after).collect();
+            let Some(last) = batch.last() else { return };
+            seq = last.seq;
+            let listeners: Vec<_> = self.listeners().iter().map(|(_, l)| l.clone()).collect();
+            for listener in listeners {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    listener.on_changes(&batch)
+                }));
+            }
+        }
     }
 
     /// Runs `f` on a read connection (a pooled read-only one for files, the

@@ -108,3 +108,23 @@ pub struct ChangeContext {
     /// The application or channel.
     pub source: Option<String>,
 }
+
+/// Told about every committed write: a UI list refreshes, a sync worker
+/// wakes up. Register with [`crate::Crm::add_change_listener`].
+///
+/// [`ChangeListener::on_changes`] runs on the thread that wrote, right after
+/// the commit and with no lock held, so it may read or write the CRM; it is
+/// given the write's change-log entries in order, in batches of at most
+/// 1 000. A listener that panics is skipped for that batch; the write
+/// stands. Writes that change nothing (a patch equal to the stored values)
+/// notify no one. Any `Fn(&[Change])` closure is a listener.
+pub trait ChangeListener: Send + Sync {
+    /// `changes` were committed.
+    fn on_changes(&self, changes: &[Change]);
+}
+
+impl<F: Fn(&[Change]) + Send + Sync> ChangeListener for F {
+    fn on_changes(&self, changes: &[Change]) {
+        self(changes)
+    }
+}
