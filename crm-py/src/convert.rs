@@ -14,8 +14,8 @@ use crm_core::import::{ImportProgress, ImportReport};
 use crm_core::segment::{FilterRef, MaterializeReport, Segment};
 use crm_core::{
     Address, AttributeDefinition, AttributeValue, Change, ConsentRecord, ConsentStatus, Customer,
-    CustomerKind, CustomerPatch, CustomerRef, Direction, Interaction, InteractionKind, LegalBasis,
-    NewCustomer, NewInteraction, SearchHit, SearchMatch, Upserted,
+    CustomerCard, CustomerKind, CustomerPatch, CustomerRef, Direction, Interaction,
+    InteractionKind, LegalBasis, NewCustomer, NewInteraction, SearchHit, SearchMatch, Upserted,
 };
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -64,6 +64,39 @@ pub fn customer<'py>(py: Python<'py>, c: &Customer) -> PyResult<Bound<'py, PyDic
     d.set_item(intern!(py, "source"), &c.source)?;
     d.set_item(intern!(py, "created_at"), c.created_at)?;
     d.set_item(intern!(py, "updated_at"), c.updated_at)?;
+    Ok(d)
+}
+
+/// A customer as a list row (a "card") with their latest interaction.
+pub fn customer_card<'py>(py: Python<'py>, c: &CustomerCard) -> PyResult<Bound<'py, PyDict>> {
+    // Fails to compile when the core adds a field, so it can't be forgotten here.
+    let CustomerCard {
+        id,
+        kind,
+        name,
+        email,
+        phone,
+        lifecycle_stage,
+        owner,
+        tags,
+        latest_interaction,
+    } = c;
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "id"), id.to_string())?;
+    d.set_item(intern!(py, "kind"), kind.as_str())?;
+    d.set_item(intern!(py, "name"), name)?;
+    d.set_item(intern!(py, "email"), email)?;
+    d.set_item(intern!(py, "phone"), phone)?;
+    d.set_item(intern!(py, "lifecycle_stage"), lifecycle_stage)?;
+    d.set_item(intern!(py, "owner"), owner)?;
+    d.set_item(intern!(py, "tags"), tags)?;
+    d.set_item(
+        intern!(py, "latest_interaction"),
+        latest_interaction
+            .as_ref()
+            .map(|i| interaction(py, i))
+            .transpose()?,
+    )?;
     Ok(d)
 }
 

@@ -9,11 +9,13 @@
 //!   `crm_core::Error`;
 //! * `convert.rs`: Python values to core types and back (filters: a `str`
 //!   in the filter language or a dict holding its syntax tree);
-//! * `imports.rs`: Python record sources, progress callbacks, cancellation.
+//! * `imports.rs`: Python record sources, progress callbacks, cancellation;
+//! * `listeners.rs`: Python callables as change listeners.
 
 mod convert;
 mod errors;
 mod imports;
+mod listeners;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -26,7 +28,8 @@ use crm_core::export::ExportFormat;
 use crm_core::import::{ColumnMapping, ImportOptions, ImportProgress, ImportReport};
 use crm_core::{
     AttributeType, Customer, CustomerId, CustomerSort, Interaction, InteractionId, InteractionKind,
-    ListCustomers, MembersQuery, NewConsent, NewSegment, OpenOptions, SegmentPatch, TimelineQuery,
+    ListCustomers, ListenerId, MembersQuery, NewConsent, NewSegment, OpenOptions, SegmentPatch,
+    TimelineQuery,
 };
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -41,6 +44,11 @@ struct Shared {
     in_memory: bool,
     /// Threads running an import on this database right now.
     importing: Mutex<Vec<ThreadId>>,
+    /// The change listeners registered through these handles. `close`
+    /// unregisters them: a callable that refers to its handle would
+    /// otherwise keep it (and the database) alive in a cycle through Rust
+    /// that Python's garbage collector can't see.
+    listeners: Mutex<Vec<ListenerId>>,
 }
 
 /// Marks the current thread as importing until dropped.
@@ -98,18 +106,21 @@ impl Handle {
     /// Python (the record iterable, the progress callback), and every core
     /// call takes that lock, if only briefly. A call from there on the same
     /// database would wait for itself forever, so it fails with `BusyError`.
+    /// Change listeners are the exception: the core calls them on the
+    /// import's thread too, but after the commit, with no lock held.
     fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
     where
         T: Send,
         F: FnOnce(&crm_core::Crm) -> crm_core::Result<T> + Send,
     {
         let me = std::thread::current().id();
-        if self
-            .shared
-            .importing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&me)
+        if !listeners::notifying()
+            && self
+                .shared
+                .importing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&me)
         {
             return Err(to_py_err(crm_core::Error::Busy));
         }
@@ -389,6 +400,7 @@ impl Crm {
             shared: Arc::new(Shared {
                 in_memory,
                 importing: Mutex::new(Vec::new()),
+                listeners: Mutex::new(Vec::new()),
             }),
         }))
     }
@@ -414,10 +426,24 @@ impl Crm {
         )
     }
 
-    /// Closes the database for this handle and every handle made from it;
-    /// later calls raise ClosedError. Closing twice is harmless.
+    /// Closes the database for this handle and every handle made from it,
+    /// and unregisters their change listeners; later calls raise
+    /// ClosedError. Closing twice is harmless.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.run(py, |c| c.close())
+        let shared = &*self.shared;
+        self.run(py, move |c| {
+            let closed = c.close();
+            let ids = std::mem::take(
+                &mut *shared
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            for id in ids {
+                c.remove_change_listener(id);
+            }
+            closed
+        })
     }
 
     /// A handle on the same database whose changes are logged as made by
@@ -535,6 +561,26 @@ impl Crm {
         let query = list_query(sort, descending, limit, cursor, 50)?;
         let page = self.run(py, move |c| c.list_customers(&query))?;
         convert::page(py, &page, convert::customer)
+    }
+
+    /// One page of customers as small list rows ("cards": id, kind, name,
+    /// first email and phone, lifecycle stage, owner, tags and the latest
+    /// interaction): {"items": [...], "next_cursor": str | None}.
+    #[pyo3(
+        signature = (*, sort = None, descending = None, limit = None, cursor = None),
+        text_signature = "($self, *, sort='created_at', descending=False, limit=50, cursor=None)"
+    )]
+    fn list_customer_cards<'py>(
+        &self,
+        py: Python<'py>,
+        sort: Option<&Bound<'py, PyAny>>,
+        descending: Option<&Bound<'py, PyAny>>,
+        limit: Option<&Bound<'py, PyAny>>,
+        cursor: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let query = list_query(sort, descending, limit, cursor, 50)?;
+        let page = self.run(py, move |c| c.list_customer_cards(&query))?;
+        convert::page(py, &page, convert::customer_card)
     }
 
     /// Every customer, fetched a page at a time.
@@ -758,6 +804,46 @@ impl Crm {
         let id: CustomerId = convert::id(id, "id")?;
         let changes = self.run(py, move |c| c.customer_history(id))?;
         convert::list(py, &changes, convert::change)
+    }
+
+    /// Calls `callback` with a list of change-log entries (the dicts of
+    /// `changes_since`) after every committed write to this database,
+    /// through any handle; returns the id that `remove_change_listener`
+    /// takes. It runs on the thread that wrote (an import's own thread for
+    /// imports), right after the commit, in batches of at most 1000 entries,
+    /// and may read and write the CRM. An exception it raises goes to
+    /// `sys.unraisablehook`; the write stands and other listeners still run.
+    /// `close` unregisters every listener.
+    fn add_change_listener(&self, py: Python<'_>, callback: &Bound<'_, PyAny>) -> PyResult<u64> {
+        if !callback.is_callable() {
+            return Err(invalid("callback", "must be callable"));
+        }
+        let listener = Arc::new(listeners::Listener::new(callback.clone().unbind()));
+        let inner = &self.inner;
+        let id = py.detach(move || inner.add_change_listener(listener));
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id);
+        Ok(id.0)
+    }
+
+    /// Unregisters a change listener; returns whether it was registered. A
+    /// batch being delivered on another thread may still reach it.
+    fn remove_change_listener(
+        &self,
+        py: Python<'_>,
+        listener_id: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let id = ListenerId(convert::integer(listener_id, "listener_id")?);
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|l| *l != id);
+        let inner = &self.inner;
+        Ok(py.detach(move || inner.remove_change_listener(id)))
     }
 
     // ----- filters -------------------------------------------------------------

@@ -13,6 +13,7 @@ from crm.types import (
     ConsentRecord,
     ConsentStatus,
     Customer,
+    CustomerCard,
     CustomerFields,
     CustomerPatchFields,
     CustomerRef,
@@ -57,6 +58,7 @@ SCHEMA_VERSION: int
 
 _Path = str | os.PathLike[str]
 _Progress = Callable[[ImportProgress], object]
+_Listener = Callable[[list[Change]], object]
 
 class CrmError(Exception):
     """Base class of every error raised by crm."""
@@ -158,7 +160,9 @@ class Crm:
         self,
         *_args: type[BaseException] | BaseException | TracebackType | None,
     ) -> bool: ...
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Closes the database for this handle and every handle made from
+        it, and unregisters their change listeners."""
     def with_actor(self, actor: str, source: str | None = None) -> Crm: ...
 
     # customers
@@ -186,6 +190,16 @@ class Crm:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[Customer]: ...
+    def list_customer_cards(
+        self,
+        *,
+        sort: Sort = "created_at",
+        descending: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CustomerCard]:
+        """One page of customers as small list rows, each with the latest
+        interaction."""
     def iter_customers(
         self, sort: Sort = "created_at", descending: bool = False, page_size: int = 500
     ) -> Iterator[Customer]: ...
@@ -235,6 +249,13 @@ class Crm:
     def search(self, query: str, limit: int = 20) -> list[SearchHit]: ...
     def changes_since(self, after_seq: int = 0, limit: int = 1000) -> list[Change]: ...
     def customer_history(self, id: str) -> list[Change]: ...
+    def add_change_listener(self, callback: _Listener) -> int:
+        """Calls `callback` with the change-log entries of every committed
+        write (on the writing thread, in batches of at most 1000); returns
+        the id that `remove_change_listener` takes. Its exceptions go to
+        `sys.unraisablehook`."""
+    def remove_change_listener(self, listener_id: int) -> bool:
+        """Unregisters a change listener; returns whether it was registered."""
 
     # filters
     def check_filter(self, filter: Filter) -> str:

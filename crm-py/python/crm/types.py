@@ -24,6 +24,8 @@ __all__ = [
     "ConsentRecord",
     "ConsentStatus",
     "Customer",
+    "CustomerCard",
+    "CustomerCardPage",
     "CustomerFields",
     "CustomerKind",
     "CustomerPage",
@@ -128,6 +130,21 @@ class Interaction(TypedDict):
     score: int | None
     metadata: dict[str, Any] | None
     created_at: datetime.datetime
+
+
+class CustomerCard(TypedDict):
+    """A customer as one row of a list (`list_customer_cards`): the first
+    email and phone, and the most recent interaction by when it happened."""
+
+    id: str
+    kind: CustomerKind
+    name: str
+    email: str | None
+    phone: str | None
+    lifecycle_stage: str
+    owner: str | None
+    tags: list[str]
+    latest_interaction: Interaction | None
 
 
 class ConsentRecord(TypedDict):
@@ -239,6 +256,7 @@ class MaterializeReport(TypedDict):
 
 
 CustomerPage = Page[Customer]
+CustomerCardPage = Page[CustomerCard]
 InteractionPage = Page[Interaction]
 
 

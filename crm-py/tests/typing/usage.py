@@ -8,7 +8,10 @@ from collections.abc import Iterator
 
 import crm
 from crm.types import (
+    Change,
     Customer,
+    CustomerCard,
+    CustomerCardPage,
     FilterTree,
     ImportProgress,
     ImportReport,
@@ -60,6 +63,7 @@ def main() -> None:
         except crm.NotFoundError as e:
             print(e.entity)
         segments(db)
+        listeners_and_cards(db)
     as_maja = crm.Crm().with_actor("maja", source="script")
     as_maja.close()
 
@@ -99,6 +103,29 @@ def segments(db: crm.Crm) -> None:
         print(where, suggestion, e.message, e.field)
     print(n, matches, sql, plan, params, si["kind"], picked["filter"], added, removed)
     print(everyone, count, members["next_cursor"], inside, report["entered"], evaluated)
+
+
+def on_changes(changes: list[Change]) -> None:
+    for change in changes:
+        print(change["entity"], change["entity_id"], change["op"], change["fields"])
+
+
+def listeners_and_cards(db: crm.Crm) -> None:
+    listener_id: int = db.add_change_listener(on_changes)
+    seen: list[Change] = []
+    other: int = db.add_change_listener(seen.extend)
+    db.create_customer(name="Cid")
+    removed: bool = db.remove_change_listener(listener_id)
+    db.remove_change_listener(other)
+    page: Page[CustomerCard] = db.list_customer_cards(sort="name", descending=True, limit=10)
+    for card in page["items"]:
+        email: str | None = card["email"]
+        latest: Interaction | None = card["latest_interaction"]
+        when = latest["occurred_at"] if latest is not None else None
+        print(card["id"], card["kind"], card["name"], email, card["tags"], when)
+    more: CustomerCardPage = db.list_customer_cards(cursor=page["next_cursor"])
+    first: crm.CustomerCard | None = more["items"][0] if more["items"] else None
+    print(removed, seen, first)
 
 
 if __name__ == "__main__":
