@@ -714,3 +714,30 @@ fn long_and_deep_expressions_run_within_sqlite_limits() {
     assert_eq!(f.crm.count_matching(&deep).unwrap(), 1);
     assert!(f.crm.customer_matches(f.ids["Ana Novak"], &deep).unwrap());
 }
+
+#[test]
+fn counts_of_whole_memberships_skip_the_customers_table() {
+    let f = fixture();
+    let plan = |filter: &str| f.crm.explain(filter).unwrap().sql;
+    assert!(
+        plan(r#""vip" in tags"#)
+            .starts_with("SELECT count(*) FROM (SELECT customer_rowid FROM customer_tags")
+    );
+    assert!(plan(r#"not "vip" in tags"#).contains("(SELECT count(*) FROM customers) - "));
+    assert!(plan("count(purchases) = 0").contains("(SELECT count(*) FROM customers) - "));
+    // Emails may repeat a customer: counted through the customers.
+    assert!(
+        plan(r#"email ends with ".com""#).starts_with("SELECT count(*) FROM customers c WHERE")
+    );
+    for (filter, expected) in [
+        (r#""vip" in tags"#, 1),
+        (r#"not "vip" in tags"#, 3),
+        ("count(purchases within 90d) >= 3", 1),
+        ("not count(purchases within 90d) >= 3", 3),
+        ("count(purchases) = 0", 2),
+        ("not count(purchases) = 0", 2),
+        (r#"not not consented("email_marketing")"#, 1),
+    ] {
+        assert_eq!(f.crm.count_matching(filter).unwrap(), expected, "{filter}");
+    }
+}

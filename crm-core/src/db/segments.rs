@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::{changes, customers, from_micros, to_micros};
 use crate::error::{Error, Result};
-use crate::filter::compile::Compiled;
+use crate::filter::compile::{Compiled, Shape};
 use crate::model::change::{ChangeContext, ChangeOp, EntityKind};
 use crate::model::customer::Customer;
 use crate::model::ids::{CustomerId, SegmentId};
@@ -273,9 +273,26 @@ impl Membership {
     }
 }
 
+/// The query that counts a filter's customers: a membership subquery is
+/// counted on its own, without visiting the customers.
+fn count_sql(c: &Compiled) -> String {
+    match &c.shape {
+        Shape::Member(subquery) => format!("SELECT count(*) FROM ({subquery})"),
+        Shape::NotMember(subquery) => {
+            format!("SELECT (SELECT count(*) FROM customers) - (SELECT count(*) FROM ({subquery}))")
+        }
+        Shape::Other => format!("SELECT count(*) FROM customers c WHERE {}", c.sql),
+    }
+}
+
 pub(crate) fn count(conn: &Connection, m: &Membership) -> Result<u64> {
-    let (cond, params) = m.condition();
-    let sql = format!("SELECT count(*) FROM customers c WHERE {cond}");
+    let (sql, params) = match m {
+        Membership::Filter(c) => (count_sql(c), c.params.clone()),
+        Membership::Members(rowid) => (
+            "SELECT count(*) FROM segment_members WHERE segment_rowid = ?1".to_string(),
+            vec![(*rowid).into()],
+        ),
+    };
     let n: i64 = conn
         .prepare(&sql)?
         .query_row(params_from_iter(params), |r| r.get(0))?;
@@ -319,7 +336,7 @@ pub(crate) fn contains(conn: &Connection, m: &Membership, rowid: i64) -> Result<
 
 /// The count query of a filter and SQLite's plan for it.
 pub(crate) fn explain(conn: &Connection, c: &Compiled) -> Result<(String, Vec<String>)> {
-    let sql = format!("SELECT count(*) FROM customers c WHERE {}", c.sql);
+    let sql = count_sql(c);
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
     let mut rows = stmt.query(params_from_iter(c.params.iter()))?;
     let mut plan = Vec::new();

@@ -43,6 +43,23 @@ pub(crate) struct Compiled {
     pub params: Vec<Value>,
     /// The segments the expression names, directly (for dependencies).
     pub segments: Vec<i64>,
+    /// What the whole expression amounts to, when counting can skip the
+    /// customers table.
+    pub shape: Shape,
+}
+
+/// The form of a whole compiled expression.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Anything else.
+    Other,
+    /// `c.rowid IN (subquery)`, where the subquery yields each customer's
+    /// rowid at most once (and only existing customers, by foreign key):
+    /// a count is the subquery's row count.
+    Member(String),
+    /// The negation of [`Shape::Member`]: a count is the number of
+    /// customers minus the subquery's row count.
+    NotMember(String),
 }
 
 /// Compiles `expr`, parsed from `text` (empty when built in code: errors then
@@ -70,13 +87,33 @@ pub(crate) fn compile(
         segment_stack: segment.map(str::to_string).into_iter().collect(),
         direct_depth: usize::from(segment.is_some()),
         direct_segments: Vec::new(),
+        sets: Vec::new(),
         depth: 0,
     };
     let sql = c.predicate(expr)?;
+    let shape = c
+        .sets
+        .iter()
+        .find_map(|(full, subquery, negated)| {
+            let negated = if sql == *full {
+                *negated
+            } else if sql == format!("(({full}) IS NOT 1)") {
+                !*negated
+            } else {
+                return None;
+            };
+            Some(if negated {
+                Shape::NotMember(subquery.clone())
+            } else {
+                Shape::Member(subquery.clone())
+            })
+        })
+        .unwrap_or(Shape::Other);
     Ok(Compiled {
         sql,
         params: c.params,
         segments: c.direct_segments,
+        shape,
     })
 }
 
@@ -265,6 +302,9 @@ struct Compiler<'a> {
     /// The stack depth at which a named segment is named directly.
     direct_depth: usize,
     direct_segments: Vec<i64>,
+    /// Set-mode memberships produced, as (SQL, its subquery, whether the
+    /// SQL is the subquery's negation): candidates for [`Shape`].
+    sets: Vec<(String, String, bool)>,
     depth: usize,
 }
 
@@ -382,16 +422,21 @@ impl Compiler<'_> {
             .prepare(&format!("SELECT coalesce(({empty}), 0)"))?
             .query_row(rusqlite::params_from_iter(empty_params), |r| r.get(0))?;
         let from = &source.from_where;
-        Ok(if empty_holds == 1 {
-            // Customers without rows match: exclude those whose rows fail.
+        let negated = empty_holds == 1;
+        // Customers without rows match: exclude those whose rows fail.
+        let subquery = if negated {
             format!(
-                "c.rowid NOT IN (SELECT customer_rowid FROM {from} GROUP BY customer_rowid HAVING ({having}) IS NOT 1)"
+                "SELECT customer_rowid FROM {from} GROUP BY customer_rowid HAVING ({having}) IS NOT 1"
             )
         } else {
-            format!(
-                "c.rowid IN (SELECT customer_rowid FROM {from} GROUP BY customer_rowid HAVING {having})"
-            )
-        })
+            format!("SELECT customer_rowid FROM {from} GROUP BY customer_rowid HAVING {having}")
+        };
+        let sql = format!(
+            "c.rowid {}IN ({subquery})",
+            if negated { "NOT " } else { "" }
+        );
+        self.sets.push((sql.clone(), subquery, negated));
+        Ok(sql)
     }
 
     fn plain_leaf(&mut self, e: &Expr) -> Result<String> {
@@ -492,11 +537,18 @@ impl Compiler<'_> {
 
     /// `subject IN (SELECT customer_rowid FROM table WHERE cond)` in set mode,
     /// an `EXISTS` on the subject's rows in row mode.
-    fn member(&self, table: &str, cond: &str) -> Result<String> {
+    fn member(&mut self, table: &str, cond: &str) -> Result<String> {
         let subject = format!("{}.rowid", self.alias());
         Ok(match self.mode {
             Mode::Set => {
-                format!("{subject} IN (SELECT customer_rowid FROM {table} WHERE {cond})")
+                let subquery = format!("SELECT customer_rowid FROM {table} WHERE {cond}");
+                let sql = format!("{subject} IN ({subquery})");
+                // Every table but the emails has one row per customer and
+                // condition (its primary key says so).
+                if self.scope == Scope::Customer && table != "customer_emails" {
+                    self.sets.push((sql.clone(), subquery, false));
+                }
+                sql
             }
             Mode::Row => format!(
                 "EXISTS (SELECT 1 FROM {table} WHERE customer_rowid = {subject} AND {cond})"
