@@ -7,7 +7,9 @@
 #
 # Expects `cargo build --workspace` (debug) to have run; builds crm-ffi and
 # uniffi-bindgen itself only if their outputs are missing. Needs a JDK 17+,
-# Maven, gcc, and Maven Central (Maven fetches its plugins on first run).
+# Maven, gcc, python3 with its sqlite3 module (BadInputTest's second process
+# that locks a file), and Maven Central (Maven fetches its plugins on first
+# run). The benchmark (MobileBench) is left out; scripts/bench-mobile.sh runs it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -365,6 +365,7 @@ impl Crm {
                 limit + 1,
             )
         })?;
+        let rows = rows.into_iter().map(|(pos, _, c)| (pos, c)).collect();
         Ok(page::paginate(rows, limit))
     }
 
@@ -394,9 +395,7 @@ impl Crm {
                 limit + 1,
             )?;
             rows.into_iter()
-                .map(|(pos, c)| {
-                    let rowid = db::customers::rowid_of(conn, c.id)?
-                        .ok_or(Error::NotFound { entity: "customer" })?;
+                .map(|(pos, rowid, c)| {
                     let latest = db::interactions::timeline(conn, rowid, c.id, None, None, 1)?
                         .pop()
                         .map(|(_, i)| i);

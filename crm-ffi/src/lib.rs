@@ -9,11 +9,12 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crm_core::Crm as CoreCrm;
 use crm_core::filter::Expr as FilterExpr;
 use crm_core::import::{ImportProgress as CoreImportProgress, ProgressFn};
+use crm_core::{Change as CoreChange, ChangeListener as CoreChangeListener, ListenerId};
 
 mod error;
 mod records;
@@ -119,6 +120,44 @@ fn with_listener<T>(
     }
 }
 
+/// Told about every committed write, implemented by the host app: a UI
+/// list refreshes, a sync worker wakes up. Register it with
+/// `Crm.add_change_listener`.
+///
+/// Called on the thread that wrote, right after the commit and with no
+/// lock held (it may read or write the CRM, though a UI should post to its
+/// main thread and return), with that write's change-log entries in order,
+/// in batches of at most 1,000. Keep it short: the writing call returns only
+/// after every listener has run. An exception (Kotlin) or error (Swift) it
+/// throws is ignored: the write stands and the other listeners still run.
+#[uniffi::export(foreign)]
+pub trait ChangeListener: Send + Sync {
+    /// `changes` were committed.
+    fn on_changes(&self, changes: Vec<Change>) -> Result<(), CrmError>;
+}
+
+/// crm-core's listener, forwarding to the host's.
+struct ForwardChanges(Arc<dyn ChangeListener>);
+
+impl CoreChangeListener for ForwardChanges {
+    fn on_changes(&self, changes: &[CoreChange]) {
+        let changes = changes.iter().cloned().map(Change::from).collect();
+        // Ignored on purpose: a listener only observes a committed write.
+        // (Fallible, so that what the host throws arrives here as an `Err`
+        // rather than as a panic in the generated code.)
+        let _ = self.0.on_changes(changes);
+    }
+}
+
+/// The listeners registered through one database's handles (a handle and
+/// those made from it by `with_actor`), so that closing the database
+/// unregisters them; `None` once it is closed.
+type Registered = Arc<Mutex<Option<Vec<ListenerId>>>>;
+
+fn registered(r: &Registered) -> MutexGuard<'_, Option<Vec<ListenerId>>> {
+    r.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn open_file(path: &str) -> Result<File, CrmError> {
     Ok(File::open(path)?)
 }
@@ -126,15 +165,19 @@ fn open_file(path: &str) -> Result<File, CrmError> {
 /// A handle on one CRM database (a file, or private and in memory).
 ///
 /// Thread-safe: share one handle between threads. Writes are serialized;
-/// reads of a file database run beside them.
+/// reads of a file database run beside them, each on its own connection.
 #[derive(uniffi::Object)]
 pub struct Crm {
     inner: CoreCrm,
+    listeners: Registered,
 }
 
 impl Crm {
     fn wrap(inner: CoreCrm) -> Arc<Crm> {
-        Arc::new(Crm { inner })
+        Arc::new(Crm {
+            inner,
+            listeners: Arc::new(Mutex::new(Some(Vec::new()))),
+        })
     }
 }
 
@@ -164,15 +207,65 @@ impl Crm {
     /// `actor` through `source`.
     #[uniffi::method(default(source = None))]
     pub fn with_actor(&self, actor: String, source: Option<String>) -> Result<Arc<Crm>, CrmError> {
-        guard(|| Ok(Crm::wrap(self.inner.with_actor(actor, source.as_deref()))))
+        guard(|| {
+            Ok(Arc::new(Crm {
+                inner: self.inner.with_actor(actor, source.as_deref()),
+                listeners: self.listeners.clone(),
+            }))
+        })
     }
 
     /// Closes the database for every handle on it (including those made by
-    /// `with_actor`); later calls fail with `Closed`. Kotlin names it
-    /// `closeDatabase()`, since `close()` there is `AutoCloseable.close`,
-    /// which releases only this handle.
+    /// `with_actor`) and unregisters its change listeners; later calls fail
+    /// with `Closed`. Kotlin names it `closeDatabase()`, since `close()`
+    /// there is `AutoCloseable.close`, which releases only this handle.
     pub fn close(&self) -> Result<(), CrmError> {
-        guard(|| Ok(self.inner.close()?))
+        guard(|| {
+            if let Some(ids) = registered(&self.listeners).take() {
+                for id in ids {
+                    self.inner.remove_change_listener(id);
+                }
+            }
+            Ok(self.inner.close()?)
+        })
+    }
+
+    // ----- change listeners --------------------------------------------------
+
+    /// Registers a listener told about every write committed through this
+    /// database's handles (this one and those from `with_actor`; not other
+    /// processes, nor another `open` of the same file). Returns the id that
+    /// unregisters it. The listener is held until it is removed or the
+    /// database is closed.
+    pub fn add_change_listener(&self, listener: Arc<dyn ChangeListener>) -> Result<u64, CrmError> {
+        guard(|| {
+            let mut registered = registered(&self.listeners);
+            let ids = registered.as_mut().ok_or(CrmError::Closed)?;
+            let id = self
+                .inner
+                .add_change_listener(Arc::new(ForwardChanges(listener)));
+            ids.push(id);
+            Ok(id.0)
+        })
+    }
+
+    /// Unregisters a listener; returns whether it was registered (`false`
+    /// for an unknown id, a second removal, or after the database was
+    /// closed, which removed them all). A batch being delivered while it is
+    /// removed may still reach it.
+    pub fn remove_change_listener(&self, id: u64) -> Result<bool, CrmError> {
+        guard(|| {
+            let mut registered = registered(&self.listeners);
+            let Some(ids) = registered.as_mut() else {
+                return Ok(false);
+            };
+            // Only ids registered here: another database numbers its
+            // listeners from 1 too.
+            let Some(at) = ids.iter().position(|i| i.0 == id) else {
+                return Ok(false);
+            };
+            Ok(self.inner.remove_change_listener(ids.swap_remove(at)))
+        })
     }
 
     // ----- customers ---------------------------------------------------------
@@ -238,6 +331,14 @@ impl Crm {
     #[uniffi::method(default(query))]
     pub fn list_customers(&self, query: ListCustomers) -> Result<CustomerPage, CrmError> {
         guard(|| Ok(self.inner.list_customers(&query.into())?.into()))
+    }
+
+    /// One page of customers as small list rows, each with its latest
+    /// interaction: what a list screen shows, in one call and one read.
+    /// Pages like `list_customers` (same query, same cursors).
+    #[uniffi::method(default(query))]
+    pub fn list_customer_cards(&self, query: ListCustomers) -> Result<CustomerCardPage, CrmError> {
+        guard(|| Ok(self.inner.list_customer_cards(&query.into())?.into()))
     }
 
     /// How many customers there are.
@@ -783,6 +884,45 @@ mod tests {
         assert_eq!(seen.iter().map(|p| p.rows).collect::<Vec<_>>(), [2, 4, 5]);
     }
 
+    struct Panicking;
+
+    impl ImportProgressListener for Panicking {
+        fn on_progress(&self, _: ImportProgress) -> Result<(), CrmError> {
+            panic!("a bug inside a write");
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_a_write_is_internal_rolls_back_and_leaves_the_handle_usable() {
+        let crm = crm();
+        let changes = Changes::new(false);
+        crm.add_change_listener(changes.clone()).unwrap();
+        let people = (0..3)
+            .map(|i| NewCustomer {
+                name: Some(format!("P{i}")),
+                ..Default::default()
+            })
+            .collect();
+        let options = ImportOptions {
+            progress_every: Some(1),
+            ..Default::default()
+        };
+        let err = crm
+            .import_customers(people, options, Some(Arc::new(Panicking)))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CrmError::Internal {
+                message: "panic in the CRM library (a bug inside a write)".into()
+            }
+        );
+        assert_eq!(crm.count_customers(), Ok(0));
+        assert!(changes.ops().is_empty());
+        crm.create_customer(ana()).unwrap();
+        assert_eq!(crm.count_customers(), Ok(1));
+        assert_eq!(changes.ops().len(), 1);
+    }
+
     #[test]
     fn a_bad_element_of_a_list_import_is_a_numbered_row_error() {
         let crm = crm();
@@ -891,6 +1031,144 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// Records what it is told; fails every call when `fail` is set.
+    struct Changes {
+        seen: Mutex<Vec<Change>>,
+        fail: bool,
+    }
+
+    impl Changes {
+        fn new(fail: bool) -> Arc<Changes> {
+            Arc::new(Changes {
+                seen: Mutex::new(Vec::new()),
+                fail,
+            })
+        }
+
+        fn ops(&self) -> Vec<(EntityKind, String, ChangeOp)> {
+            let seen = self.seen.lock().unwrap();
+            seen.iter()
+                .map(|c| (c.entity, c.entity_id.clone(), c.op))
+                .collect()
+        }
+    }
+
+    impl ChangeListener for Changes {
+        fn on_changes(&self, changes: Vec<Change>) -> Result<(), CrmError> {
+            self.seen.lock().unwrap().extend(changes);
+            if self.fail {
+                return Err(CrmError::Internal {
+                    message: "a listener that fails".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn listeners_are_told_what_changed_until_removed_and_a_failing_one_changes_nothing() {
+        let crm = crm();
+        let (good, failing) = (Changes::new(false), Changes::new(true));
+        let id = crm.add_change_listener(good.clone()).unwrap();
+        crm.add_change_listener(failing.clone()).unwrap();
+        let created = crm.create_customer(ana()).unwrap();
+        crm.delete_customer(created.id.clone()).unwrap();
+        let expected = vec![
+            (EntityKind::Customer, created.id.clone(), ChangeOp::Created),
+            (EntityKind::Customer, created.id, ChangeOp::Deleted),
+        ];
+        assert_eq!(good.ops(), expected);
+        assert_eq!(failing.ops(), expected);
+        assert_eq!(crm.count_customers(), Ok(0));
+
+        assert_eq!(crm.remove_change_listener(id), Ok(true));
+        assert_eq!(crm.remove_change_listener(id), Ok(false));
+        crm.create_customer(ana()).unwrap();
+        assert_eq!(good.ops().len(), 2);
+        assert_eq!(failing.ops().len(), 3);
+    }
+
+    #[test]
+    fn closing_unregisters_listeners_and_refuses_new_ones() {
+        let crm = crm();
+        let as_maja = crm.with_actor("maja".into(), None).unwrap();
+        let changes = Changes::new(false);
+        let id = as_maja.add_change_listener(changes.clone()).unwrap();
+        crm.create_customer(ana()).unwrap();
+        assert_eq!(changes.ops().len(), 1);
+        crm.close().unwrap();
+        // The database holds no listener any more (it could keep a host
+        // object, and with it this handle, alive).
+        assert_eq!(Arc::strong_count(&changes), 1);
+        assert_eq!(as_maja.remove_change_listener(id), Ok(false));
+        assert_eq!(
+            as_maja.add_change_listener(changes.clone()),
+            Err(CrmError::Closed)
+        );
+    }
+
+    #[test]
+    fn an_id_from_another_database_removes_nothing() {
+        let (one, two) = (crm(), crm());
+        let changes = Changes::new(false);
+        let id = one.add_change_listener(changes.clone()).unwrap();
+        two.add_change_listener(changes.clone()).unwrap();
+        assert_eq!(two.remove_change_listener(id + 1), Ok(false));
+        two.create_customer(ana()).unwrap();
+        assert_eq!(changes.ops().len(), 1);
+    }
+
+    #[test]
+    fn cards_carry_the_first_email_and_a_summary_of_the_latest_interaction() {
+        let crm = crm();
+        let ana = crm.create_customer(ana()).unwrap();
+        crm.create_customer(NewCustomer {
+            name: Some("Bo".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        for (subject, days) in [("older", 2), ("newest", 1)] {
+            let at = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400 * days);
+            crm.log_interaction(NewInteraction {
+                customer: CustomerRef::Id { id: ana.id.clone() },
+                kind: InteractionKind::Call,
+                channel: None,
+                direction: None,
+                occurred_at: Some(at),
+                subject: Some(subject.into()),
+                body: Some("long text".into()),
+                amount_minor: None,
+                currency: None,
+                product: None,
+                quantity: None,
+                score: None,
+                metadata: None,
+            })
+            .unwrap();
+        }
+        let page = crm
+            .list_customer_cards(ListCustomers {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
+        let card = &page.items[0];
+        assert_eq!(card.id, ana.id);
+        assert_eq!(card.email.as_deref(), Some("ana@example.com"));
+        let latest = card.latest_interaction.as_ref().unwrap();
+        assert_eq!(latest.subject.as_deref(), Some("newest"));
+        assert_eq!(latest.kind, InteractionKind::Call);
+        let next = crm
+            .list_customer_cards(ListCustomers {
+                cursor: page.next_cursor,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(next.items[0].name, "Bo");
+        assert_eq!(next.items[0].latest_interaction, None);
+        assert_eq!(next.next_cursor, None);
     }
 
     #[test]

@@ -24,12 +24,13 @@ use crm_core::{
     Address as CoreAddress, AttributeDefinition as CoreAttributeDefinition,
     AttributeType as CoreAttributeType, AttributeValue as CoreAttributeValue, Change as CoreChange,
     ChangeOp as CoreChangeOp, ConsentRecord as CoreConsentRecord,
-    ConsentStatus as CoreConsentStatus, Customer as CoreCustomer, CustomerId as CoreCustomerId,
-    CustomerKind as CoreCustomerKind, CustomerPatch as CoreCustomerPatch,
-    CustomerRef as CoreCustomerRef, CustomerSort as CoreCustomerSort, Direction as CoreDirection,
-    EntityKind as CoreEntityKind, Error as CoreError, Interaction as CoreInteraction,
-    InteractionId as CoreInteractionId, InteractionKind as CoreInteractionKind,
-    LegalBasis as CoreLegalBasis, ListCustomers as CoreListCustomers, NewConsent as CoreNewConsent,
+    ConsentStatus as CoreConsentStatus, Customer as CoreCustomer, CustomerCard as CoreCustomerCard,
+    CustomerId as CoreCustomerId, CustomerKind as CoreCustomerKind,
+    CustomerPatch as CoreCustomerPatch, CustomerRef as CoreCustomerRef,
+    CustomerSort as CoreCustomerSort, Direction as CoreDirection, EntityKind as CoreEntityKind,
+    Error as CoreError, Interaction as CoreInteraction, InteractionId as CoreInteractionId,
+    InteractionKind as CoreInteractionKind, LegalBasis as CoreLegalBasis,
+    ListCustomers as CoreListCustomers, NewConsent as CoreNewConsent,
     NewCustomer as CoreNewCustomer, NewInteraction as CoreNewInteraction,
     OpenOptions as CoreOpenOptions, Page as CorePage, SearchHit as CoreSearchHit,
     SearchMatch as CoreSearchMatch, TimelineQuery as CoreTimelineQuery, Upserted as CoreUpserted,
@@ -107,8 +108,15 @@ pub(crate) fn interaction_id_in(field: &str, s: &str) -> Result<CoreInteractionI
 }
 
 /// Metadata JSON text from the host (crm-core checks it is an object).
-fn metadata_in(s: &str) -> Result<Value, CrmError> {
-    serde_json::from_str(s).map_err(|_| validation("metadata", "must be valid JSON"))
+/// Blank text is no metadata, as for other optional text and as in a list
+/// import.
+fn metadata_in(s: &str) -> Result<Option<Value>, CrmError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(s)
+        .map(Some)
+        .map_err(|_| validation("metadata", "must be valid JSON"))
 }
 
 fn validation(field: &str, reason: impl Into<String>) -> CrmError {
@@ -758,6 +766,103 @@ impl From<CorePage<CoreCustomer>> for CustomerPage {
     }
 }
 
+/// A customer as one row of a list: what a list screen shows, and the
+/// latest interaction. `Crm.get_customer` has the rest.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CustomerCard {
+    /// The customer's id.
+    pub id: String,
+    /// Person or organization.
+    pub kind: CustomerKind,
+    /// Display name.
+    pub name: String,
+    /// The primary (first) email, if any.
+    pub email: Option<String>,
+    /// The primary (first) phone, if any.
+    pub phone: Option<String>,
+    /// Lifecycle stage, e.g. `lead`.
+    pub lifecycle_stage: String,
+    /// The user who owns the relationship.
+    pub owner: Option<String>,
+    /// Lower-cased tags, sorted.
+    pub tags: Vec<String>,
+    /// The most recent interaction (by when it happened), if any.
+    pub latest_interaction: Option<InteractionSummary>,
+}
+
+impl From<CoreCustomerCard> for CustomerCard {
+    fn from(c: CoreCustomerCard) -> Self {
+        CustomerCard {
+            id: c.id.to_string(),
+            kind: c.kind.into(),
+            name: c.name,
+            email: c.email,
+            phone: c.phone,
+            lifecycle_stage: c.lifecycle_stage,
+            owner: c.owner,
+            tags: c.tags,
+            latest_interaction: c.latest_interaction.map(Into::into),
+        }
+    }
+}
+
+/// An interaction as a list row shows it: without the body, metadata and
+/// product lines, which can be large (`Crm.get_interaction(id)` has them),
+/// so a page of cards stays small.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct InteractionSummary {
+    /// The interaction's id.
+    pub id: String,
+    /// The kind.
+    pub kind: InteractionKind,
+    /// The channel, e.g. `web`.
+    pub channel: Option<String>,
+    /// Who started it.
+    pub direction: Option<Direction>,
+    /// When it happened.
+    pub occurred_at: SystemTime,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Amount in integer minor units of `currency`.
+    pub amount_minor: Option<i64>,
+    /// ISO-4217 currency.
+    pub currency: Option<String>,
+}
+
+impl From<CoreInteraction> for InteractionSummary {
+    fn from(i: CoreInteraction) -> Self {
+        InteractionSummary {
+            id: i.id.to_string(),
+            kind: i.kind.into(),
+            channel: i.channel,
+            direction: i.direction.map(Into::into),
+            occurred_at: time_out(i.occurred_at),
+            subject: i.subject,
+            amount_minor: i.amount_minor,
+            currency: i.currency,
+        }
+    }
+}
+
+/// One page of customer cards.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct CustomerCardPage {
+    /// The cards, in the requested order.
+    pub items: Vec<CustomerCard>,
+    /// Pass back in `ListCustomers.cursor` for the next page; `None` on
+    /// the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<CorePage<CoreCustomerCard>> for CustomerCardPage {
+    fn from(p: CorePage<CoreCustomerCard>) -> Self {
+        CustomerCardPage {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
 /// A custom attribute's declared type.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct AttributeDefinition {
@@ -1032,7 +1137,12 @@ impl TryFrom<NewInteraction> for CoreNewInteraction {
             product: n.product,
             quantity: n.quantity,
             score: n.score,
-            metadata: n.metadata.as_deref().map(metadata_in).transpose()?,
+            metadata: n
+                .metadata
+                .as_deref()
+                .map(metadata_in)
+                .transpose()?
+                .flatten(),
             ..CoreNewInteraction::new(CoreCustomerRef::try_from(n.customer)?, n.kind.try_into()?)
         })
     }
@@ -1990,6 +2100,13 @@ mod tests {
         assert_eq!(core.occurred_at.map(SystemTime::from), Some(at));
         assert_eq!(core.metadata, Some(serde_json::json!({"order": "A-1"})));
         assert_eq!(core.direction, Some(CoreDirection::Inbound));
+
+        let blank = CoreNewInteraction::try_from(NewInteraction {
+            metadata: Some(" ".into()),
+            ..new.clone()
+        })
+        .unwrap();
+        assert_eq!(blank.metadata, None);
 
         let err = CoreNewInteraction::try_from(NewInteraction {
             metadata: Some("{not json".into()),

@@ -467,13 +467,15 @@ pub(crate) enum Position {
     Text(String, i64),
 }
 
+/// One page of customers: each with its position (for the next cursor) and
+/// its rowid.
 pub(crate) fn list(
     conn: &Connection,
     sort: CustomerSort,
     descending: bool,
     after: Option<&Position>,
     limit: u32,
-) -> Result<Vec<(Position, Customer)>> {
+) -> Result<Vec<(Position, i64, Customer)>> {
     let (key, cmp) = match (sort, descending) {
         (CustomerSort::CreatedAt, _) => ("c.rowid", if descending { "<" } else { ">" }),
         (CustomerSort::UpdatedAt, _) => ("c.updated_at", if descending { "<" } else { ">" }),
@@ -516,7 +518,7 @@ pub(crate) fn list(
             CustomerSort::UpdatedAt => Position::Time(to_micros(customer.updated_at), rowid),
             CustomerSort::Name => Position::Text(customer.name.clone(), rowid),
         };
-        out.push((pos, customer));
+        out.push((pos, rowid, customer));
     }
     Ok(out)
 }

@@ -8,7 +8,9 @@
 // CrmEngineFFI.modulemap) and link libcrm_ffi; see crm-ffi/README.md.
 //
 // Swift strings are always valid Unicode, so the Kotlin test of lone UTF-16
-// surrogates has no counterpart here.
+// surrogates has no counterpart here. The change listener, customer cards,
+// threads and bad-input sections mirror ChangeListenerTest.kt, CardsTest.kt,
+// ThreadsTest.kt and BadInputTest.kt.
 
 import Foundation
 import XCTest
@@ -740,5 +742,258 @@ final class CrmTests: XCTestCase {
         XCTAssertEqual(shared.allFailures, [])
         XCTAssertEqual(try crm.segmentCount(name: "vips"), 60)
         XCTAssertEqual(try crm.segmentCount(name: "list"), 40)
+    }
+
+    // MARK: change listener
+
+    final class Changes: ChangeListener, @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: [Change] = []
+        private var batchSizes: [Int] = []
+        func onChanges(changes: [Change]) throws {
+            lock.lock(); seen += changes; batchSizes.append(changes.count); lock.unlock()
+        }
+        var all: [Change] { lock.lock(); defer { lock.unlock() }; return seen }
+        var batches: [Int] { lock.lock(); defer { lock.unlock() }; return batchSizes }
+    }
+
+    final class ThrowingChanges: ChangeListener, @unchecked Sendable {
+        struct Boom: Error {}
+        private let lock = NSLock()
+        private var count = 0
+        func onChanges(changes: [Change]) throws {
+            lock.lock(); count += 1; lock.unlock()
+            throw Boom()
+        }
+        var calls: Int { lock.lock(); defer { lock.unlock() }; return count }
+    }
+
+    func testAListenerIsToldTheEntityIdAndChangeTypeOfEveryWrite() throws {
+        let crm = try memory()
+        let changes = Changes()
+        _ = try crm.addChangeListener(listener: changes)
+        let ana = try crm.withActor(actor: "maja", source: "mobile-app").createCustomer(customer: self.ana())
+        _ = try crm.updateCustomer(id: ana.id, patch: CustomerPatch(owner: "luka"))
+        let call = try crm.logInteraction(interaction: NewInteraction(customer: .id(id: ana.id), kind: .call))
+        try crm.deleteCustomer(id: ana.id)
+        XCTAssertEqual(changes.all.map(\.entity), [.customer, .customer, .interaction, .customer])
+        XCTAssertEqual(changes.all.map(\.op), [.created, .updated, .created, .deleted])
+        XCTAssertEqual(changes.all.map(\.entityId), [ana.id, ana.id, call.id, ana.id])
+        XCTAssertEqual(changes.all[0].actor, "maja")
+        XCTAssertEqual(changes.all[1].fields, ["owner"])
+        XCTAssertEqual(try crm.changesSince(afterSeq: 0, limit: 100), changes.all)
+    }
+
+    func testAnImportIsReportedInBatchesOfAtMost1000() throws {
+        let crm = try memory()
+        let changes = Changes()
+        _ = try crm.addChangeListener(listener: changes)
+        _ = try crm.importCustomers(customers: (1...2_500).map { NewCustomer(name: "P\($0)") })
+        XCTAssertEqual(changes.batches, [1_000, 1_000, 500])
+    }
+
+    func testARemovedListenerIsNotCalledAgain() throws {
+        let crm = try memory()
+        let (kept, removed) = (Changes(), Changes())
+        _ = try crm.addChangeListener(listener: kept)
+        let id = try crm.addChangeListener(listener: removed)
+        _ = try crm.createCustomer(customer: NewCustomer(name: "A"))
+        XCTAssertTrue(try crm.removeChangeListener(id: id))
+        XCTAssertFalse(try crm.removeChangeListener(id: id))
+        _ = try crm.createCustomer(customer: NewCustomer(name: "B"))
+        XCTAssertEqual(removed.all.count, 1)
+        XCTAssertEqual(kept.all.count, 2)
+    }
+
+    func testAListenerThatThrowsDoesNotBreakTheWriteOrTheOtherListeners() throws {
+        let crm = try memory()
+        let (before, throwing, after) = (Changes(), ThrowingChanges(), Changes())
+        _ = try crm.addChangeListener(listener: before)
+        _ = try crm.addChangeListener(listener: throwing)
+        _ = try crm.addChangeListener(listener: after)
+        let ana = try crm.createCustomer(customer: self.ana())
+        _ = try crm.updateCustomer(id: ana.id, patch: CustomerPatch(owner: "maja"))
+        XCTAssertEqual(throwing.calls, 2)
+        XCTAssertEqual(before.all, after.all)
+        XCTAssertEqual(after.all.count, 2)
+        XCTAssertEqual(try crm.getCustomer(id: ana.id).owner, "maja")
+    }
+
+    func testClosingTheDatabaseUnregistersListeners() throws {
+        let crm = try memory()
+        let asMaja = try crm.withActor(actor: "maja")
+        let id = try asMaja.addChangeListener(listener: Changes())
+        try crm.close()
+        XCTAssertFalse(try asMaja.removeChangeListener(id: id))
+        assertCrmError(try crm.addChangeListener(listener: Changes())) { $0 == .Closed }
+    }
+
+    // MARK: customer cards
+
+    func testACardCarriesTheListFieldsAndASummaryOfTheLatestInteraction() throws {
+        let crm = try memory()
+        let ana = try crm.createCustomer(customer: NewCustomer(
+            firstName: "Ana", lastName: "Novak", emails: ["Ana@Example.com", "b@example.com"], tags: ["VIP"]))
+        let at = Date(timeIntervalSince1970: 1_740_821_400)
+        _ = try crm.logInteraction(interaction: NewInteraction(
+            customer: .id(id: ana.id), kind: .email, occurredAt: at.addingTimeInterval(-3600), subject: "older"))
+        let latest = try crm.logInteraction(interaction: NewInteraction(
+            customer: .id(id: ana.id), kind: .purchase, occurredAt: at, subject: "Order 7", body: "long",
+            amountMinor: 12_990, currency: "EUR"))
+        let card = try XCTUnwrap(crm.listCustomerCards().items.first)
+        XCTAssertEqual(card.id, ana.id)
+        XCTAssertEqual(card.name, "Ana Novak")
+        XCTAssertEqual(card.email, "ana@example.com")
+        XCTAssertEqual(card.tags, ["vip"])
+        let summary = try XCTUnwrap(card.latestInteraction)
+        XCTAssertEqual(summary.id, latest.id)
+        XCTAssertEqual(summary.kind, .purchase)
+        XCTAssertEqual(summary.subject, "Order 7")
+        XCTAssertEqual(summary.amountMinor, 12_990)
+        assertTime(summary.occurredAt, at)
+    }
+
+    func testCardsPageWithCursors() throws {
+        let crm = try memory()
+        for n in 0..<23 { _ = try crm.createCustomer(customer: NewCustomer(name: String(format: "Customer %02d", n))) }
+        var seen: [String] = []
+        var cursor: String? = nil
+        repeat {
+            let page = try crm.listCustomerCards(query: ListCustomers(sort: .name, descending: true, limit: 5, cursor: cursor))
+            seen += page.items.map(\.name)
+            cursor = page.nextCursor
+        } while cursor != nil
+        XCTAssertEqual(seen, (0..<23).reversed().map { String(format: "Customer %02d", $0) })
+    }
+
+    // MARK: threads (mobile)
+
+    func testReadsCompleteWhileALongImportHoldsTheWriteLock() throws {
+        let crm = try Crm.open(path: dir.appendingPathComponent("long.crm").path)
+        _ = try crm.importCustomers(customers: (1...100).map { NewCustomer(name: "Existing \($0)") })
+        final class Hold: ImportProgressListener, @unchecked Sendable {
+            let entered = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            private let lock = NSLock()
+            private var first = true
+            func onProgress(progress: ImportProgress) throws {
+                lock.lock(); let isFirst = first; first = false; lock.unlock()
+                if isFirst {
+                    entered.signal()
+                    _ = release.wait(timeout: .now() + 60)
+                }
+            }
+        }
+        let hold = Hold()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            _ = try? crm.importCustomers(
+                customers: (1...2_000).map { NewCustomer(name: "Imported \($0)") },
+                options: ImportOptions(progressEvery: 500), listener: hold)
+            done.signal()
+        }
+        XCTAssertEqual(hold.entered.wait(timeout: .now() + 60), .success)
+        for _ in 0..<20 {
+            XCTAssertEqual(try crm.countCustomers(), 100)
+            XCTAssertEqual(try crm.listCustomerCards().items.count, 50)
+        }
+        XCTAssertEqual(done.wait(timeout: .now()), .timedOut)  // the import is still running
+        hold.release.signal()
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(try crm.countCustomers(), 2_100)
+    }
+
+    // MARK: bad input (mobile)
+
+    /// Runs a Python 3 script in another process (its own SQLite).
+    private func python(_ script: String, _ args: [String]) throws -> (Process, FileHandle) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + args
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        return (process, pipe.fileHandleForReading)
+    }
+
+    func testA50MBStringIsAValidationErrorAndNotACrash() throws {
+        let crm = try memory()
+        let huge = String(repeating: "x", count: 50_000_000)
+        assertCrmError(try crm.createCustomer(customer: NewCustomer(name: huge))) {
+            if case .Validation(let field, _) = $0 { return field == "name" } else { return false }
+        }
+        assertCrmError(try crm.getCustomer(id: huge)) {
+            if case .Validation(let field, _) = $0 { return field == "customer_id" } else { return false }
+        }
+        assertCrmError(try crm.listCustomerCards(query: ListCustomers(cursor: huge))) {
+            if case .Validation(let field, _) = $0 { return field == "cursor" } else { return false }
+        }
+        XCTAssertEqual(try crm.countCustomers(), 0)
+    }
+
+    func testEveryCallOnAClosedDatabaseThrowsClosed() throws {
+        let crm = try Crm.open(path: dir.appendingPathComponent("closed.crm").path)
+        let ana = try crm.createCustomer(customer: self.ana())
+        try crm.close()
+        try crm.close()
+        assertCrmError(try crm.listCustomerCards()) { $0 == .Closed }
+        assertCrmError(try crm.getCustomer(id: ana.id)) { $0 == .Closed }
+        assertCrmError(try crm.search(query: "ana", limit: 5)) { $0 == .Closed }
+        assertCrmError(try crm.logInteraction(interaction: NewInteraction(customer: .id(id: ana.id), kind: .note))) { $0 == .Closed }
+        assertCrmError(try crm.importCustomers(customers: [NewCustomer(name: "B")])) { $0 == .Closed }
+    }
+
+    func testAWriteToAFileAnotherProcessHoldsLockedIsBusy() throws {
+        let path = dir.appendingPathComponent("locked.crm").path
+        let crm = try Crm.open(path: path, options: OpenOptions(busyTimeoutMs: 300))
+        _ = try crm.createCustomer(customer: ana())
+        let (holder, out) = try python("""
+            import sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            print("locked", flush=True)
+            time.sleep(2)
+            db.execute("ROLLBACK")
+            """, [path])
+        XCTAssertEqual(String(decoding: out.availableData, as: UTF8.self), "locked\n")
+        assertCrmError(try crm.createCustomer(customer: NewCustomer(name: "Bo"))) { $0 == .Busy }
+        XCTAssertEqual(try crm.countCustomers(), 1)  // reads go on (WAL)
+        holder.waitUntilExit()
+        _ = try crm.createCustomer(customer: NewCustomer(name: "Bo"))
+        XCTAssertEqual(try crm.countCustomers(), 2)
+    }
+
+    func testADamagedFileIsCorruptAndAForeignOneIsLeftUntouched() throws {
+        let path = dir.appendingPathComponent("damaged.crm").path
+        let crm = try Crm.open(path: path)
+        _ = try crm.importCustomers(customers: (1...500).map { NewCustomer(name: "Customer \($0)") })
+        try crm.close()
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        let size = handle.seekToEndOfFile()
+        var at: UInt64 = 4096 * 2
+        while at < size {
+            handle.seek(toFileOffset: at)
+            handle.write(Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 * 31 + 7) }))
+            at += 4096 * 3
+        }
+        handle.closeFile()
+        func openAndRead() throws {
+            let damaged = try Crm.open(path: path)
+            _ = try damaged.countCustomers()
+            _ = try damaged.listCustomerCards(query: ListCustomers(limit: 1000))
+        }
+        assertCrmError(try openAndRead()) { $0 == .Corrupt }
+
+        let foreign = dir.appendingPathComponent("other-app.db").path
+        let (maker, _) = try python("""
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+            db.commit()
+            """, [foreign])
+        maker.waitUntilExit()
+        let before = try Data(contentsOf: URL(fileURLWithPath: foreign))
+        assertCrmError(try Crm.open(path: foreign)) { $0 == .Corrupt }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: foreign)), before)
     }
 }
