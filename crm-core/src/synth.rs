@@ -24,6 +24,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use crate::crm::Crm;
 use crate::error::Result;
 use crate::import::{ImportOptions, ImportProgress};
+use crate::model::consent::{ConsentStatus, NewConsent};
 use crate::model::customer::{AttributeValue, CustomerKind, NewCustomer};
 use crate::model::ids::CustomerId;
 use crate::model::interaction::{CustomerRef, Direction, InteractionKind, NewInteraction};
@@ -505,6 +506,34 @@ impl Generator {
     pub fn interactions(&self) -> impl Iterator<Item = NewInteraction> + '_ {
         (0..self.person_count()).flat_map(move |i| self.interactions_of(i))
     }
+
+    /// Person `i`'s answers about `email_marketing` (every channel), oldest
+    /// first: about half granted it at some time in the history, and one in
+    /// five of those withdrew it later; one in ten denied it; the others
+    /// never answered.
+    pub fn consents_of(&self, i: u64) -> Vec<NewConsent> {
+        let mut rng = self.rng(4, i);
+        let span = i64::from(self.config.years.max(1)) * 365 * 86_400;
+        let start = self.config.end - Duration::seconds(span);
+        let answer = |status, second: i64| NewConsent {
+            source: Some("synthetic".into()),
+            recorded_at: Some(start + Duration::seconds(second)),
+            ..NewConsent::new("email_marketing", status)
+        };
+        let x = rng.f64();
+        if x < 0.5 {
+            let granted = rng.i64(0..span - 1);
+            let mut out = vec![answer(ConsentStatus::Granted, granted)];
+            if rng.f64() < 0.2 {
+                out.push(answer(ConsentStatus::Withdrawn, rng.i64(granted + 1..span)));
+            }
+            out
+        } else if x < 0.6 {
+            vec![answer(ConsentStatus::Denied, rng.i64(0..span))]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// What [`populate`] stored.
@@ -563,6 +592,29 @@ pub fn populate(
         people: people.inserted,
         interactions: interactions.inserted,
     })
+}
+
+/// Records [`Generator::consents_of`] of every person `populate` stored
+/// with the same `config` (a transaction per answer, as
+/// [`Crm::record_consent`] makes them); returns how many were recorded.
+pub fn populate_consents(crm: &Crm, config: &SynthConfig) -> Result<u64> {
+    let generator = Generator::new(config.clone());
+    let mut recorded = 0;
+    for i in 0..generator.person_count() {
+        let answers = generator.consents_of(i);
+        if answers.is_empty() {
+            continue;
+        }
+        let id = crm
+            .find_customer_by_external_id(&Generator::person_external_id(i))?
+            .ok_or(crate::Error::NotFound { entity: "customer" })?
+            .id;
+        for answer in &answers {
+            crm.record_consent(id, answer)?;
+            recorded += 1;
+        }
+    }
+    Ok(recorded)
 }
 
 #[cfg(test)]

@@ -35,20 +35,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+import crm
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import crm
 
 DAY_MICROS = 86_400_000_000
 EPOCH = datetime.datetime(1970, 1, 1)
@@ -123,7 +124,12 @@ def export(db_path: str, out: str) -> None:
     src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     ts = pa.timestamp("us")
 
-    def write(name: str, sql: str, schema: pa.Schema, convert: Callable[[list[Any]], list[Any]]) -> int:
+    def write(
+        name: str,
+        sql: str,
+        schema: pa.Schema,
+        convert: Callable[[list[Any]], list[Any]],
+    ) -> int:
         tmp = os.path.join(out, name + ".tmp")
         n = 0
         with pq.ParquetWriter(tmp, schema) as w:
@@ -184,7 +190,9 @@ def export(db_path: str, out: str) -> None:
         lambda c: [c[0], c[1], c[2], c[3], micros(c[4])],
     )
     src.close()
-    print(f"exported {customers} customers, {interactions} interactions, {consents} consent rows")
+    print(
+        f"exported {customers} customers, {interactions} interactions, {consents} consent rows"
+    )
 
 
 def now_micros() -> int:
@@ -213,7 +221,9 @@ class Duck:
         kind = "TABLE" if load else "VIEW"
         for name in ("customers", "interactions", "consent"):
             path = os.path.join(parquet, name + ".parquet").replace("'", "''")
-            self.con.execute(f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{path}')")
+            self.con.execute(
+                f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{path}')"
+            )
 
     def count(self, case: Case, now: int) -> int:
         params = {k: v for k, v in bounds(now).items() if f"${k}" in case.duckdb}
@@ -222,42 +232,66 @@ class Duck:
         return int(row[0])
 
 
+def timed(f: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    f()
+    return time.perf_counter() - started
+
+
 def median_ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1_000
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("db", help="the CRM file made by examples/bench_segments.rs")
-    p.add_argument("--parquet-dir", help="where the Parquet files go (default: next to the CRM file)")
+    p.add_argument(
+        "--parquet-dir",
+        help="where the Parquet files go (default: next to the CRM file)",
+    )
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     parquet = args.parquet_dir or os.path.splitext(args.db)[0] + "-parquet"
 
-    if all(os.path.exists(os.path.join(parquet, f + ".parquet")) for f in ("customers", "interactions", "consent")):
+    if all(
+        os.path.exists(os.path.join(parquet, f + ".parquet"))
+        for f in ("customers", "interactions", "consent")
+    ):
         print(f"reusing the Parquet files in {parquet}")
     else:
         started = time.perf_counter()
         export(args.db, parquet)
-        print(f"export to Parquet: {time.perf_counter() - started:.1f} s (not part of the comparison)")
+        print(
+            f"export to Parquet: {time.perf_counter() - started:.1f} s (not part of the comparison)"
+        )
     size = sum(os.path.getsize(os.path.join(parquet, f)) for f in os.listdir(parquet))
-    print(f"Parquet: {size / 1e6:.0f} MB; CRM file: {os.path.getsize(args.db) / 1e6:.0f} MB")
+    print(
+        f"Parquet: {size / 1e6:.0f} MB; CRM file: {os.path.getsize(args.db) / 1e6:.0f} MB"
+    )
 
     db = crm.open(args.db)
     if not hasattr(db, "count_matching"):
-        sys.exit("this build of the crm module has no count_matching; rebuild it (see BENCHMARKS.md)")
+        sys.exit(
+            "this build of the crm module has no count_matching; rebuild it (see BENCHMARKS.md)"
+        )
     views = Duck(parquet, load=False)
     started = time.perf_counter()
     tables = Duck(parquet, load=True)
-    print(f"loading the Parquet files into DuckDB tables: {time.perf_counter() - started:.1f} s")
+    print(
+        f"loading the Parquet files into DuckDB tables: {time.perf_counter() - started:.1f} s"
+    )
     threads = views.con.execute("SELECT current_setting('threads')").fetchone()
     print(
         f"\n# {db.count_customers()} customers, {db.count_interactions()} interactions; "
         f"crm {crm.__version__}, DuckDB {duckdb.__version__} (threads = {threads[0] if threads else '?'}), "
         f"{os.cpu_count()} cores; median of {args.runs} runs after a warm-up\n"
     )
-    print("| segment | matches | crm-core (Python) | DuckDB over Parquet | ratio crm / DuckDB (target ≤ 1.0) "
-          "| DuckDB, tables in memory | ratio |")
+    print(
+        "| segment | matches | crm-core (Python) | DuckDB over Parquet | ratio crm / DuckDB (target ≤ 1.0) "
+        "| DuckDB, tables in memory | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     for case in CASES:
         # The check (and the warm-up).
@@ -275,19 +309,22 @@ def main() -> None:
         crm_t: list[float] = []
         view_t: list[float] = []
         table_t: list[float] = []
-        for _ in range(args.runs):
-            s = time.perf_counter()
-            db.count_matching(case.filter)
-            crm_t.append(time.perf_counter() - s)
+        for run in range(args.runs):
             now = now_micros()
-            s = time.perf_counter()
-            views.count(case, now)
-            view_t.append(time.perf_counter() - s)
-            s = time.perf_counter()
-            tables.count(case, now)
-            table_t.append(time.perf_counter() - s)
+            # Each side goes first in turn, so that all see the same state
+            # of a shared machine.
+            jobs: list[tuple[list[float], Callable[[], object]]] = [
+                (crm_t, functools.partial(db.count_matching, case.filter)),
+                (view_t, functools.partial(views.count, case, now)),
+                (table_t, functools.partial(tables.count, case, now)),
+            ]
+            for i in range(len(jobs)):
+                times, job = jobs[(run + i) % len(jobs)]
+                times.append(timed(job))
         c, v, t = median_ms(crm_t), median_ms(view_t), median_ms(table_t)
-        print(f"| {case.name} | {ours} | {c:.1f} ms | {v:.1f} ms | {c / v:.2f} | {t:.1f} ms | {c / t:.2f} |")
+        print(
+            f"| {case.name} | {ours} | {c:.1f} ms | {v:.1f} ms | {c / v:.2f} | {t:.1f} ms | {c / t:.2f} |"
+        )
     db.close()
 
 
