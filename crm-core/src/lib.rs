@@ -30,7 +30,6 @@
 
 #![warn(missing_docs)]
 
-pub mod analytics;
 mod crm;
 mod db;
 pub mod error;
