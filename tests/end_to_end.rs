@@ -1068,10 +1068,10 @@ fn an_export_imports_into_another_crm_with_people_linked_to_their_organizations(
 
 // ----- change listeners -----------------------------------------------------
 
-fn recorder() -> (
-    std::sync::Arc<std::sync::Mutex<Vec<(EntityKind, ChangeOp, String)>>>,
-    std::sync::Arc<dyn crm_core::ChangeListener>,
-) {
+/// What a recording listener heard: entity, operation and id of each change.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<(EntityKind, ChangeOp, String)>>>;
+
+fn recorder() -> (Heard, std::sync::Arc<dyn crm_core::ChangeListener>) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     let listener = std::sync::Arc::new(move |changes: &[crm_core::Change]| {
