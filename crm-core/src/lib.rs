@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analytics;
 mod crm;
 mod db;
 pub mod error;
