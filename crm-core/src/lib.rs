@@ -37,6 +37,7 @@ pub mod error;
 pub mod export;
 pub mod filter;
 pub mod import;
+pub mod insights;
 pub mod model;
 pub mod page;
 pub mod segment;
@@ -48,6 +49,9 @@ pub use crate::crm::{
 };
 pub use crate::db::schema::SCHEMA_VERSION;
 pub use crate::error::{Error, Result};
+pub use crate::insights::{
+    CohortQuery, CustomerScores, Period, Satisfaction, SatisfactionQuery, ScoreOptions, ScoreRun,
+};
 pub use crate::model::change::{Change, ChangeContext, ChangeListener, ChangeOp, EntityKind};
 pub use crate::model::consent::{ConsentRecord, ConsentStatus, LegalBasis, NewConsent};
 pub use crate::model::customer::{

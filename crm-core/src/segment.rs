@@ -224,7 +224,7 @@ struct After(i64);
 impl Crm {
     // ----- ad-hoc filters -------------------------------------------------
 
-    fn compile(
+    pub(crate) fn compile(
         conn: &rusqlite::Connection,
         filter: FilterRef<'_>,
         mode: Mode,

@@ -17,6 +17,8 @@
 //! # Ok::<(), crm_core::Error>(())
 //! ```
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -134,28 +136,81 @@ pub fn retention<K: Copy + Ord + Send + Sync>(
         visits.sort_unstable();
     }
     visits.dedup();
-    let Some(start) = visits
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|group| group[0].1)
-        .min()
-    else {
-        return Ok(Retention::default());
-    };
-    let rows = (end - start + 1) as usize;
-    let mut out = Retention {
-        cohorts: (start..=end).map(first_day).collect(),
-        sizes: vec![0; rows],
-        active: (0..rows).map(|c| vec![0; rows - c]).collect(),
-    };
+    let mut tally = Tally::default();
     for group in visits.chunk_by(|a, b| a.0 == b.0) {
-        let first = group[0].1;
-        let c = (first - start) as usize;
-        out.sizes[c] += 1;
-        for &(_, month) in group {
-            out.active[c][(month - first) as usize] += 1;
+        tally.add(group.iter().map(|v| v.1));
+    }
+    Ok(tally.finish(end))
+}
+
+/// Retention from purchases that arrive sorted by (customer, time), one at
+/// a time (as the store reads them): memory grows with the months, not the
+/// purchases or the customers.
+pub(crate) fn retention_of_sorted<K: PartialEq>(
+    purchases: impl Iterator<Item = (K, DateTime<Utc>)>,
+    observation_end: DateTime<Utc>,
+) -> Retention {
+    let end = month_of(observation_end);
+    let mut tally = Tally::default();
+    let mut current: Option<K> = None;
+    let mut months: Vec<i64> = Vec::new();
+    for (customer, at) in purchases {
+        let month = month_of(at);
+        if month > end {
+            continue;
+        }
+        if current.as_ref() != Some(&customer) {
+            tally.add(months.drain(..));
+            current = Some(customer);
+        }
+        if months.last() != Some(&month) {
+            months.push(month);
         }
     }
-    Ok(out)
+    tally.add(months.drain(..));
+    tally.finish(end)
+}
+
+/// Counts customers by acquisition month and months since.
+#[derive(Default)]
+struct Tally {
+    /// Acquisition month → (customers, customers active k months after).
+    rows: BTreeMap<i64, (u64, Vec<u64>)>,
+}
+
+impl Tally {
+    /// One customer's distinct purchase months, ascending (none: ignored).
+    fn add(&mut self, mut months: impl Iterator<Item = i64>) {
+        let Some(first) = months.next() else {
+            return;
+        };
+        let (size, active) = self.rows.entry(first).or_default();
+        *size += 1;
+        for age in std::iter::once(0).chain(months.map(|m| (m - first) as usize)) {
+            if active.len() <= age {
+                active.resize(age + 1, 0);
+            }
+            active[age] += 1;
+        }
+    }
+
+    fn finish(self, end: i64) -> Retention {
+        let Some(&start) = self.rows.keys().next() else {
+            return Retention::default();
+        };
+        let rows = (end - start + 1) as usize;
+        let mut out = Retention {
+            cohorts: (start..=end).map(first_day).collect(),
+            sizes: vec![0; rows],
+            active: (0..rows).map(|c| vec![0; rows - c]).collect(),
+        };
+        for (month, (size, active)) in self.rows {
+            let c = (month - start) as usize;
+            out.sizes[c] = size;
+            out.active[c][..active.len()].copy_from_slice(&active);
+        }
+        out
+    }
 }
 
 #[cfg(test)]

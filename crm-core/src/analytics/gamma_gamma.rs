@@ -306,33 +306,12 @@ impl GammaGamma {
         options: &ClvOptions,
     ) -> Result<Vec<f64>> {
         self.check_mean()?;
-        transactions.check()?;
-        check_history(frequency, recency, t)?;
         check_spend(frequency, monetary_value)?;
-        check_non_negative("discount_rate", options.discount_rate)?;
-        check_parameter("periods_per_month", options.periods_per_month)?;
-        let discount: Vec<f64> = (1..=options.months)
-            .map(|i| (1.0 + options.discount_rate).powi(-(i as i32)))
-            .collect();
-        // Σᵢ (E[Y(i months) | alive] − E[Y(i−1 months) | alive]) / (1 + d)^i
-        // depends on (x, T) only: once per pair.
-        let mut out = by_pair(frequency, t, |x, big_t| {
-            let mut previous = 0.0;
-            let mut sum = 0.0;
-            for (k, d) in discount.iter().enumerate() {
-                let horizon = (k + 1) as f64 * options.periods_per_month;
-                let cumulative = transactions.expected_if_alive(horizon, x, big_t);
-                sum += (cumulative - previous) * d;
-                previous = cumulative;
-            }
-            sum
-        });
+        let mut out = discounted_purchases(transactions, frequency, recency, t, options)?;
         par::fill_chunks(&mut out, 8192, |offset, part| {
             for (k, v) in part.iter_mut().enumerate() {
                 let i = offset + k;
-                let (x, tx, big_t) = (frequency[i], recency[i], t[i]);
-                *v *= transactions.p_alive_one(x, tx, big_t)
-                    * self.expected_one(x, monetary_value[i]);
+                *v *= self.expected_one(frequency[i], monetary_value[i]);
             }
         });
         Ok(out)
@@ -407,6 +386,46 @@ impl optimize::Objective<3> for Objective<'_> {
 
 /// Checks frequency (whole numbers ≥ 0) and monetary value (finite, ≥ 0,
 /// and > 0 with repeat purchases).
+/// Per customer, the purchases expected in each of `options.months` months
+/// (conditional on the history, P(alive) included), discounted by
+/// (1 + rate)^i and summed: [`GammaGamma::clv`] divided by the expected
+/// order value.
+pub(crate) fn discounted_purchases(
+    transactions: &BgNbd,
+    frequency: &[f64],
+    recency: &[f64],
+    t: &[f64],
+    options: &ClvOptions,
+) -> Result<Vec<f64>> {
+    transactions.check()?;
+    check_history(frequency, recency, t)?;
+    check_non_negative("discount_rate", options.discount_rate)?;
+    check_parameter("periods_per_month", options.periods_per_month)?;
+    let discount: Vec<f64> = (1..=options.months)
+        .map(|i| (1.0 + options.discount_rate).powi(-(i as i32)))
+        .collect();
+    // Σᵢ (E[Y(i months) | alive] − E[Y(i−1 months) | alive]) / (1 + d)^i
+    // depends on (x, T) only: once per pair.
+    let mut out = by_pair(frequency, t, |x, big_t| {
+        let mut previous = 0.0;
+        let mut sum = 0.0;
+        for (k, d) in discount.iter().enumerate() {
+            let horizon = (k + 1) as f64 * options.periods_per_month;
+            let cumulative = transactions.expected_if_alive(horizon, x, big_t);
+            sum += (cumulative - previous) * d;
+            previous = cumulative;
+        }
+        sum
+    });
+    par::fill_chunks(&mut out, 8192, |offset, part| {
+        for (k, v) in part.iter_mut().enumerate() {
+            let i = offset + k;
+            *v *= transactions.p_alive_one(frequency[i], recency[i], t[i]);
+        }
+    });
+    Ok(out)
+}
+
 fn check_spend(frequency: &[f64], monetary_value: &[f64]) -> Result<()> {
     check_len(
         "monetary_value",

@@ -66,14 +66,14 @@
 
 mod bgnbd;
 pub mod cohorts;
-mod gamma_gamma;
+pub(crate) mod gamma_gamma;
 mod optimize;
 mod par;
 mod random;
 pub mod rfm;
 pub mod simulate;
 mod special;
-mod summary;
+pub(crate) mod summary;
 
 pub use self::bgnbd::{BgNbd, FitOptions};
 pub use self::gamma_gamma::{ClvOptions, GammaGamma};

@@ -313,17 +313,7 @@ pub fn summary<K: Copy + Ord + Send + Sync>(
     options: &SummaryOptions,
 ) -> Result<Summary<K>> {
     let unit = options.unit;
-    let end = unit.period_of(options.observation_end);
-    let calibration = match options.calibration_end {
-        Some(c) if c > options.observation_end => {
-            return Err(Error::validation(
-                "calibration_end",
-                "must not be after observation_end",
-            ));
-        }
-        Some(c) => Some(unit.period_of(c)),
-        None => None,
-    };
+    let (end, calibration) = periods(options)?;
     if let Some(i) = transactions.iter().position(|t| t.amount_minor < 0) {
         return Err(Error::validation(
             format!("transactions[{i}].amount_minor"),
@@ -373,6 +363,41 @@ pub fn summary<K: Copy + Ord + Send + Sync>(
         out.append(part);
     }
     Ok(out.finish())
+}
+
+/// The periods of the observation end and of the calibration end.
+fn periods(options: &SummaryOptions) -> Result<(i64, Option<i64>)> {
+    let unit = options.unit;
+    let calibration = match options.calibration_end {
+        Some(c) if c > options.observation_end => {
+            return Err(Error::validation(
+                "calibration_end",
+                "must not be after observation_end",
+            ));
+        }
+        Some(c) => Some(unit.period_of(c)),
+        None => None,
+    };
+    Ok((unit.period_of(options.observation_end), calibration))
+}
+
+/// [`summary`] of purchases that arrive one at a time, already sorted by
+/// (customer, time), as the store reads them from an index: memory grows
+/// with the customers, not the purchases. The caller checks the amounts
+/// (none negative) and the order.
+pub(crate) fn summary_of_sorted<K: Copy + Ord>(
+    purchases: impl Iterator<Item = (K, DateTime<Utc>, i64)>,
+    options: &SummaryOptions,
+) -> Result<Summary<K>> {
+    let unit = options.unit;
+    let (end, calibration) = periods(options)?;
+    let mut builder = Builder::new(end, calibration);
+    builder.consume(
+        purchases
+            .map(|(customer, at, amount)| (customer, unit.period_of(at), amount))
+            .filter(|r| r.1 <= end),
+    )?;
+    Ok(builder.finish())
 }
 
 /// Builds the summary of `0..n` in as many parts as there are threads, cut

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_search.sql"),
     include_str!("migrations/0003_segments.sql"),
+    include_str!("migrations/0004_analytics.sql"),
 ];
 
 /// The schema version this library writes.

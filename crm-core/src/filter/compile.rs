@@ -270,6 +270,18 @@ const CUSTOMER_FIELDS: &[(&str, &str, Ty)] = &[
     ("updated_at", "updated_at", Ty::Time),
 ];
 
+/// Stored analytics scores (`Crm::compute_scores`): name, column, type.
+const SCORE_FIELDS: &[(&str, &str, Ty)] = &[
+    ("p_alive", "p_alive", Ty::Number),
+    ("expected_purchases", "expected_purchases", Ty::Number),
+    ("expected_value", "expected_value", Ty::Number),
+    ("clv", "clv", Ty::Number),
+    ("rfm.r", "rfm_r", Ty::Number),
+    ("rfm.f", "rfm_f", Ty::Number),
+    ("rfm.m", "rfm_m", Ty::Number),
+    ("rfm.segment", "rfm_segment", Ty::Text),
+];
+
 /// Interaction fields usable in an aggregate's `where`.
 const INTERACTION_FIELDS: &[(&str, &str, Ty)] = &[
     ("kind", "kind", Ty::Code(Norm::InteractionKind)),
@@ -1232,6 +1244,27 @@ impl Compiler<'_> {
                 f.span,
                 "organization fields are one level deep, e.g. organization.country",
             )),
+            ["rfm", part] => match SCORE_FIELDS.iter().find(|(n, ..)| *n == f.name()) {
+                Some((_, col, ty)) => Ok(self.score(col, *ty)),
+                None => Err(self.err_hint(
+                    f.span,
+                    format!(
+                        "unknown RFM field '{part}' (fields: rfm.r, rfm.f, rfm.m, rfm.segment)"
+                    ),
+                    nearest(&f.name(), &["rfm.r", "rfm.f", "rfm.m", "rfm.segment"]),
+                )),
+            },
+            ["rfm"] => Err(self.err(
+                f.span,
+                "name the RFM score: rfm.r, rfm.f, rfm.m or rfm.segment",
+            )),
+            [name] if SCORE_FIELDS.iter().any(|(n, ..)| n == name) => {
+                let (_, col, ty) = SCORE_FIELDS
+                    .iter()
+                    .find(|(n, ..)| n == name)
+                    .expect("found");
+                Ok(self.score(col, *ty))
+            }
             [name] => {
                 if let Some((_, col, ty)) = CUSTOMER_FIELDS.iter().find(|(n, ..)| n == name) {
                     if *name == "email" {
@@ -1245,6 +1278,7 @@ impl Compiler<'_> {
                 }
                 let mut names: Vec<&str> = CUSTOMER_FIELDS.iter().map(|(n, ..)| *n).collect();
                 names.extend(["attr", "organization"]);
+                names.extend(SCORE_FIELDS.iter().map(|(n, ..)| *n));
                 Err(self.err_hint(
                     f.span,
                     format!("unknown field '{name}'"),
@@ -1253,6 +1287,17 @@ impl Compiler<'_> {
             }
             _ => Err(self.err(f.span, format!("unknown field '{}'", f.name()))),
         }
+    }
+
+    /// A stored analytics score of the customer (NULL when it has none).
+    fn score(&self, column: &str, ty: Ty) -> Val {
+        Val::Sql(
+            format!(
+                "(SELECT s.{column} FROM customer_scores s WHERE s.customer_rowid = {}.rowid)",
+                self.alias()
+            ),
+            ty,
+        )
     }
 
     fn attribute(&mut self, key: &str, span: Span) -> Result<Val> {

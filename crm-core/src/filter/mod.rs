@@ -73,6 +73,11 @@
 //!   falls in the next 14 days (and `birth_date within 7d` whether it fell
 //!   in the last 7).
 //! - `stage >= "mql"` compares lifecycle stages by their order.
+//! - The stored analytics scores of [`crate::Crm::compute_scores`] are
+//!   fields: `p_alive`, `expected_purchases`, `expected_value`, `clv`,
+//!   `rfm.r`, `rfm.f`, `rfm.m` (1–5) and `rfm.segment` (e.g.
+//!   `"champions"`), as of the latest run. A customer without a purchase
+//!   has none (see [`crate::insights`]).
 //! - `amount` is in major units of the interaction's currency (`12.99`), so
 //!   `sum(purchases.amount) > 500` adds amounts as they are, currency by
 //!   currency unconverted: restrict with `where currency = "EUR"` when
