@@ -12,6 +12,13 @@
 //! cargo run --release -p crm-core --example bench_analytics -- --transactions /tmp/tx.csv --json /tmp/bench.json
 //! ```
 //!
+//! `--store PATH` then does the same from a CRM file: it imports the log
+//! into PATH unless PATH already holds it (customers by external id), and
+//! times `Crm::compute_scores` (summary streamed from SQLite, both fits,
+//! predictions, CLV, RFM, storing 1 row per customer) against the in-memory
+//! pipeline above, with the process's peak memory during the run
+//! (`VmHWM`, reset first) against the size of the log in memory.
+//!
 //! `--transactions PATH` also writes the generated log as CSV
 //! (`customer,date,amount_minor`, dates as `YYYY-MM-DD HH:MM:SS` UTC) so that
 //! another implementation (e.g. `lifetimes`) can be timed on exactly the
@@ -25,7 +32,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use crm_core::analytics::{
     BgNbd, ClvOptions, GammaGamma, SummaryOptions, TimeUnit, Transaction, cohorts, rfm, simulate,
     summary,
@@ -36,6 +43,7 @@ struct Args {
     runs: usize,
     transactions: Option<String>,
     json: Option<String>,
+    store: Option<String>,
 }
 
 fn args() -> Args {
@@ -44,6 +52,7 @@ fn args() -> Args {
         runs: 1,
         transactions: None,
         json: None,
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -51,6 +60,7 @@ fn args() -> Args {
             "--runs" => out.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--transactions" => out.transactions = it.next(),
             "--json" => out.json = it.next(),
+            "--store" => out.store = it.next(),
             "--" => {}
             n => out.customers = n.replace('_', "").parse().expect("a customer count"),
         }
@@ -219,6 +229,134 @@ fn main() {
         std::fs::write(path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
         println!("wrote {path}");
     }
+    if let Some(path) = &args.store {
+        let pure = t_summary + t_fit + t_predict + t_gg + t_clv + t_rfm;
+        let log_bytes = log.len() * std::mem::size_of::<Transaction>();
+        drop((
+            shuffled, s, expected, alive, values, segments, clv, retention,
+        ));
+        from_store(path, log, end, pure, log_bytes);
+    }
+}
+
+/// The process's peak resident memory since the last reset, in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn from_store(
+    path: &str,
+    log: Vec<Transaction>,
+    end: DateTime<Utc>,
+    pure: Duration,
+    log_bytes: usize,
+) {
+    use crm_core::import::ImportOptions;
+    use crm_core::{Crm, CustomerRef, InteractionKind, NewCustomer, NewInteraction, ScoreOptions};
+
+    let crm = Crm::open(path).unwrap();
+    if crm.count_interactions().unwrap() != log.len() as u64 {
+        assert_eq!(crm.count_customers().unwrap(), 0, "{path} holds other data");
+        let started = Instant::now();
+        let customers = log.iter().map(|t| t.customer).max().map_or(0, |k| k + 1);
+        crm.import_customers(
+            (0..customers).map(|k| NewCustomer {
+                external_id: Some(k.to_string()),
+                name: Some(format!("Customer {k}")),
+                ..Default::default()
+            }),
+            &ImportOptions::default(),
+            None,
+        )
+        .unwrap();
+        crm.import_interactions(
+            log.iter().map(|t| NewInteraction {
+                occurred_at: Some(t.at),
+                amount_minor: Some(t.amount_minor),
+                currency: Some("EUR".into()),
+                ..NewInteraction::new(
+                    CustomerRef::ExternalId(t.customer.to_string()),
+                    InteractionKind::Purchase,
+                )
+            }),
+            &ImportOptions::default(),
+            None,
+        )
+        .unwrap();
+        println!(
+            "imported into {path} in {:.1?} (not timed below)",
+            started.elapsed()
+        );
+    }
+    drop(log);
+    // Reset the peak so that it measures the run alone (Linux).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = peak_mib();
+    let options = ScoreOptions {
+        observation_end: Some(end),
+        horizon_days: 30,
+        ..ScoreOptions::default()
+    };
+    let started = Instant::now();
+    let run = crm.compute_scores(&options).unwrap();
+    let t_store = started.elapsed();
+    let peak = peak_mib();
+    let started = Instant::now();
+    let low = crm.count_matching("p_alive < 0.3").unwrap();
+    let t_filter = started.elapsed();
+    let started = Instant::now();
+    let retention = crm
+        .cohort_retention(
+            &crm_core::CohortQuery {
+                observation_end: Some(end),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    let t_cohorts = started.elapsed();
+    println!();
+    println!(
+        "from the store: {} customers scored from {} purchases; r = {:.4}, alpha = {:.3}",
+        run.customers, run.purchases, run.bgnbd.r, run.bgnbd.alpha
+    );
+    println!("{:<52} {:>10}", "step", "seconds");
+    println!(
+        "{:<52} {:>10.3}",
+        "compute_scores (read, fit, predict, CLV, RFM, store)",
+        t_store.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10.3}",
+        "same models on in-memory arrays (baseline)",
+        pure.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10.2}",
+        "ratio store / in-memory",
+        t_store.as_secs_f64() / pure.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10.3}",
+        "count_matching(\"p_alive < 0.3\")",
+        t_filter.as_secs_f64()
+    );
+    println!(
+        "{:<52} {:>10.3}",
+        "cohort_retention (streamed)",
+        t_cohorts.as_secs_f64()
+    );
+    println!(
+        "peak memory during compute_scores: {peak:.0} MiB (before: {before:.0} MiB); \
+         the log in memory would take {:.0} MiB; {low} customers with p_alive < 0.3; {} cohorts",
+        log_bytes as f64 / 1_048_576.0,
+        retention.cohorts.len()
+    );
 }
 
 fn write_csv(path: &str, log: &[Transaction]) {
