@@ -16,9 +16,11 @@ use crm_core::filter::Expr as FilterExpr;
 use crm_core::import::{ImportProgress as CoreImportProgress, ProgressFn};
 use crm_core::{Change as CoreChange, ChangeListener as CoreChangeListener, ListenerId};
 
+mod analytics;
 mod error;
 mod records;
 
+pub use crate::analytics::*;
 pub use crate::error::CrmError;
 use crate::error::guard;
 pub use crate::records::*;
