@@ -14,8 +14,8 @@ use super::special::{
     Sum, digamma, expected_if_alive, ln_1p_exp, ln_gamma, ln_gamma_ratio, logistic_neg, trigamma,
 };
 use super::{
-    by_pair, check_history, check_non_negative, check_parameter, check_weights, index_bits, intern,
-    par, radix_sort,
+    by_pair, check_fit_options, check_history, check_non_negative, check_parameter, index_bits,
+    intern, par, radix_sort,
 };
 use crate::error::{Error, Result};
 
@@ -182,8 +182,7 @@ impl BgNbd {
         options: &FitOptions,
     ) -> Result<Self> {
         check_history(frequency, recency, t)?;
-        check_weights(options.weights, frequency.len())?;
-        check_non_negative("penalizer", options.penalizer)?;
+        check_fit_options(options, frequency.len())?;
         let data = Data::new(frequency, recency, t, options.weights);
         if data.total <= 0.0 {
             return Err(Error::validation("frequency", "no customers to fit"));
@@ -235,8 +234,13 @@ impl BgNbd {
         let Some(best) = found else {
             return Err(Error::validation(
                 "frequency",
-                "the BG/NBD likelihood has no maximum at finite parameters for these customers \
-                 (try a small penalizer, e.g. 0.001)",
+                format!(
+                    "the BG/NBD likelihood reached no maximum at finite parameters in {} \
+                     iterations: these customers don't determine the parameters (as when \
+                     all histories are alike); a penalizer (e.g. 0.001 to 0.1) or more \
+                     iterations may help",
+                    options.max_iterations
+                ),
             ));
         };
         let p = best.x.map(f64::exp);

@@ -14,8 +14,8 @@ use super::optimize::{self, inverse_spd};
 use super::special::{Sum, digamma, ln_gamma, ln_gamma_ratio, trigamma};
 use super::summary::TimeUnit;
 use super::{
-    by_pair, check_frequency, check_history, check_len, check_non_negative, check_parameter,
-    check_weights, intern, par,
+    by_pair, check_fit_options, check_frequency, check_history, check_len, check_non_negative,
+    check_parameter, intern, par,
 };
 use crate::error::{Error, Result};
 
@@ -162,8 +162,7 @@ impl GammaGamma {
         options: &FitOptions,
     ) -> Result<Self> {
         check_spend(frequency, monetary_value)?;
-        check_weights(options.weights, frequency.len())?;
-        check_non_negative("penalizer", options.penalizer)?;
+        check_fit_options(options, frequency.len())?;
         let data = SpendData::new(frequency, monetary_value, options.weights);
         if data.rows.is_empty() || data.total <= 0.0 {
             return Err(Error::validation(
@@ -198,8 +197,13 @@ impl GammaGamma {
         let Some(best) = found else {
             return Err(Error::validation(
                 "monetary_value",
-                "the Gamma-Gamma likelihood has no maximum at finite parameters for these customers \
-                 (try a small penalizer, e.g. 0.001)",
+                format!(
+                    "the Gamma-Gamma likelihood reached no maximum at finite parameters in {} \
+                     iterations: these customers don't determine the parameters (as when \
+                     all histories are alike); a penalizer (e.g. 0.001 to 0.1) or more \
+                     iterations may help",
+                    options.max_iterations
+                ),
             ));
         };
         let p = best.x.map(f64::exp);

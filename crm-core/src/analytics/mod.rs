@@ -170,9 +170,14 @@ pub(crate) fn check_frequency(i: usize, x: f64) -> Result<()> {
     }
 }
 
-/// Checks optional fitting weights: as many as customers, finite, ≥ 0.
-pub(crate) fn check_weights(weights: Option<&[f64]>, customers: usize) -> Result<()> {
-    if let Some(w) = weights {
+/// Checks fitting options: weights (as many as customers, finite, ≥ 0), the
+/// penalizer (≥ 0) and the iteration limit (≥ 1).
+pub(crate) fn check_fit_options(options: &FitOptions, customers: usize) -> Result<()> {
+    check_non_negative("penalizer", options.penalizer)?;
+    if options.max_iterations == 0 {
+        return Err(Error::validation("max_iterations", "must be at least 1"));
+    }
+    if let Some(w) = options.weights {
         check_len("weights", w.len(), "frequency", customers)?;
         if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
             return Err(Error::validation(
@@ -368,7 +373,24 @@ mod tests {
             "T[0]"
         );
         assert!(check_history(&[0.0, 3.0], &[0.0, 3.0], &[0.0, 3.0]).is_ok());
-        assert_eq!(field(check_weights(Some(&[1.0, -1.0]), 2)), "weights[1]");
+        let fit = |weights, penalizer, max_iterations| FitOptions {
+            weights,
+            penalizer,
+            max_iterations,
+        };
+        let w: &[f64] = &[1.0, -1.0];
+        assert_eq!(
+            field(check_fit_options(&fit(Some(w), 0.0, 9), 2)),
+            "weights[1]"
+        );
+        assert_eq!(
+            field(check_fit_options(&fit(None, -1.0, 9), 2)),
+            "penalizer"
+        );
+        assert_eq!(
+            field(check_fit_options(&fit(None, 0.0, 0), 2)),
+            "max_iterations"
+        );
         assert_eq!(field(check_parameter("alpha", 0.0)), "alpha");
         assert_eq!(field(check_non_negative("t", f64::NAN)), "t");
     }
