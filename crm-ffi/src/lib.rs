@@ -18,11 +18,13 @@ use crm_core::{Change as CoreChange, ChangeListener as CoreChangeListener, Liste
 
 mod analytics;
 mod error;
+mod insights;
 mod records;
 
 pub use crate::analytics::*;
 pub use crate::error::CrmError;
 use crate::error::guard;
+pub use crate::insights::*;
 pub use crate::records::*;
 
 uniffi::setup_scaffolding!();
