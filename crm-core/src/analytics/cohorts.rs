@@ -114,7 +114,7 @@ fn first_day(month: i64) -> NaiveDate {
 /// assert_eq!(r.active[0], [1, 0, 1]);
 /// # Ok::<(), crm_core::Error>(())
 /// ```
-pub fn retention<K: Copy + Ord + Send + Sync>(
+pub fn retention<K: crate::analytics::CustomerKey>(
     transactions: &[Transaction<K>],
     observation_end: DateTime<Utc>,
 ) -> Result<Retention> {

@@ -77,7 +77,9 @@ pub(crate) mod summary;
 
 pub use self::bgnbd::{BgNbd, FitOptions};
 pub use self::gamma_gamma::{ClvOptions, GammaGamma};
-pub use self::summary::{Holdout, Summary, SummaryOptions, TimeUnit, Transaction, summary};
+pub use self::summary::{
+    CustomerKey, Holdout, Summary, SummaryOptions, TimeUnit, Transaction, summary,
+};
 
 use crate::error::{Error, Result};
 
