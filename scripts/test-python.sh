@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the `crm` Python package (crm-py) and runs its checks: the stub check
-# (mypy.stubtest against the compiled module), a strict mypy run over a typed
+# (mypy.stubtest against the compiled modules), a strict mypy run over a typed
 # usage file, and pytest.
 #
 # The wheel is built with cargo's dev profile by default (much faster to
@@ -12,8 +12,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 python="${PYTHON:-python3}"
 
+# numpy is a dependency of the package; pandas, polars and pyarrow are what
+# the `crm.analytics` tests feed it (and the DataFrame outputs).
 "$python" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9,<2" pytest hypothesis mypy
+    "maturin>=1.9,<2" pytest hypothesis mypy "numpy>=1.22" pandas polars pyarrow
 
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
@@ -28,7 +30,9 @@ fi
     --force-reinstall --no-deps "$wheels"/crm-*.whl
 
 # Checked against the installed package, never the source tree.
-(cd "$wheels" && "$python" -m mypy.stubtest crm._crm)
+# `crm.analytics` re-exports the native `crm._crm.analytics`; its stub is
+# `crm/analytics.pyi`.
+(cd "$wheels" && "$python" -m mypy.stubtest crm._crm crm.analytics)
 "$python" -m mypy --config-file crm-py/pyproject.toml --cache-dir "$wheels/.mypy_cache" \
     crm-py/tests/typing/usage.py
 

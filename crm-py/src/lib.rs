@@ -10,11 +10,15 @@
 //! * `convert.rs`: Python values to core types and back (filters: a `str`
 //!   in the filter language or a dict holding its syntax tree);
 //! * `imports.rs`: Python record sources, progress callbacks, cancellation;
+//! * `insights.rs`: analytics over the store (scores, satisfaction, cohorts)
+//!   in and out;
 //! * `listeners.rs`: Python callables as change listeners.
 
+mod analytics;
 mod convert;
 mod errors;
 mod imports;
+mod insights;
 mod listeners;
 
 use std::collections::VecDeque;
@@ -1351,6 +1355,157 @@ impl Crm {
             export_to(&path, |out| c.export_interactions(out, format))
         })
     }
+
+    // ----- analytics over the store --------------------------------------------
+
+    /// Computes every customer's scores from the purchase log (RFM, the
+    /// BG/NBD and Gamma-Gamma models, P(alive), expected purchases over
+    /// `horizon_days`, expected value, CLV over `clv_months`), replaces the
+    /// stored ones in one transaction and returns the run. The filter
+    /// language then reads them: `p_alive < 0.3`, `rfm.segment =
+    /// "champions"`, `clv > 100`. Customers without a purchase have none.
+    /// `currency=None` is the one currency the purchases use (a
+    /// ValidationError naming "currency" if they use several); `unit` is
+    /// "days" or "weeks"; `observation_end=None` is now. A failed run
+    /// (ValidationError naming the option, or "purchases" when there is
+    /// nothing to fit) leaves the stored scores as they were.
+    #[pyo3(
+        signature = (*, kind = None, currency = None, unit = None, observation_end = None, horizon_days = None, clv_months = None, discount_rate = None, penalizer = None),
+        text_signature = "($self, *, kind='purchase', currency=None, unit='days', observation_end=None, horizon_days=90, clv_months=12, discount_rate=0.01, penalizer=0.0)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn compute_scores<'py>(
+        &self,
+        py: Python<'py>,
+        kind: Option<&Bound<'py, PyAny>>,
+        currency: Option<&Bound<'py, PyAny>>,
+        unit: Option<&Bound<'py, PyAny>>,
+        observation_end: Option<&Bound<'py, PyAny>>,
+        horizon_days: Option<&Bound<'py, PyAny>>,
+        clv_months: Option<&Bound<'py, PyAny>>,
+        discount_rate: Option<&Bound<'py, PyAny>>,
+        penalizer: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let defaults = crm_core::ScoreOptions::default();
+        let options = crm_core::ScoreOptions {
+            kind: arg(kind, defaults.kind, |o| insights::kind(o, "kind"))?,
+            currency: arg(currency, None, |o| convert::opt_string(o, "currency"))?,
+            unit: arg(unit, defaults.unit, |o| convert::enum_value(o, "unit"))?,
+            observation_end: arg(observation_end, None, |o| {
+                convert::opt_time(o, "observation_end")
+            })?,
+            horizon_days: arg(horizon_days, defaults.horizon_days, |o| {
+                convert::integer(o, "horizon_days")
+            })?,
+            clv_months: arg(clv_months, defaults.clv_months, |o| {
+                convert::integer(o, "clv_months")
+            })?,
+            discount_rate: arg(discount_rate, defaults.discount_rate, |o| {
+                insights::number(o, "discount_rate")
+            })?,
+            penalizer: arg(penalizer, defaults.penalizer, |o| {
+                insights::number(o, "penalizer")
+            })?,
+        };
+        let run = self.run(py, move |c| c.compute_scores(&options))?;
+        insights::score_run(py, &run)
+    }
+
+    /// The latest `compute_scores` run (as it returned it), or None.
+    fn score_run<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let run = self.run(py, |c| c.score_run())?;
+        run.map(|r| insights::score_run(py, &r)).transpose()
+    }
+
+    /// A customer's stored scores, or None if they had no purchase at the
+    /// latest `compute_scores` run (or there was none); NotFoundError if the
+    /// customer doesn't exist. Times are in the run's unit, money in major
+    /// units of its currency, except `total_minor`.
+    fn customer_scores<'py>(
+        &self,
+        py: Python<'py>,
+        customer_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let id: CustomerId = convert::id(customer_id, "customer_id")?;
+        let scores = self.run(py, move |c| c.customer_scores(id))?;
+        scores
+            .map(|s| insights::customer_scores(py, &s))
+            .transpose()
+    }
+
+    /// NPS and CSAT of the survey answers (interactions of `kind` with a
+    /// score 0-10), one dict per `period` ("day", "week", "month",
+    /// "quarter", "year", or "all" for one group), oldest first; periods
+    /// without answers are left out. Only answers with `subject`, from
+    /// `since` (inclusive) until `until` (exclusive), and of the customers
+    /// matching the filter `segment`, when given. CSAT counts scores of at
+    /// least `satisfied_from` (0-10).
+    #[pyo3(
+        signature = (*, segment = None, kind = None, subject = None, since = None, until = None, period = None, satisfied_from = None),
+        text_signature = "($self, *, segment=None, kind='survey_response', subject=None, since=None, until=None, period='month', satisfied_from=8)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn satisfaction<'py>(
+        &self,
+        py: Python<'py>,
+        segment: Option<&Bound<'py, PyAny>>,
+        kind: Option<&Bound<'py, PyAny>>,
+        subject: Option<&Bound<'py, PyAny>>,
+        since: Option<&Bound<'py, PyAny>>,
+        until: Option<&Bound<'py, PyAny>>,
+        period: Option<&Bound<'py, PyAny>>,
+        satisfied_from: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let defaults = crm_core::SatisfactionQuery::default();
+        let query = crm_core::SatisfactionQuery {
+            kind: arg(kind, defaults.kind, |o| insights::kind(o, "kind"))?,
+            subject: arg(subject, None, |o| convert::opt_string(o, "subject"))?,
+            from: arg(since, None, |o| convert::opt_time(o, "since"))?,
+            to: arg(until, None, |o| convert::opt_time(o, "until"))?,
+            period: arg(period, defaults.period, |o| {
+                convert::enum_value(o, "period")
+            })?,
+            satisfied_from: arg(satisfied_from, defaults.satisfied_from, |o| {
+                convert::integer(o, "satisfied_from")
+            })?,
+        };
+        let segment = arg(segment, None, |o| convert::filter(o, "segment").map(Some))?;
+        let rows = self.run(py, move |c| {
+            c.satisfaction(&query, segment.as_ref().map(convert::Filter::as_ref))
+                .map_err(insights::in_range_terms)
+        })?;
+        convert::list(py, &rows, insights::satisfaction)
+    }
+
+    /// Retention by acquisition month (UTC) of the customers' purchases
+    /// (interactions of `kind`), of the customers matching the filter
+    /// `segment` only, when given; `observation_end=None` is now. The same
+    /// `crm.analytics.Retention` as `crm.analytics.cohort_retention` gives
+    /// for the same purchases.
+    #[pyo3(
+        signature = (*, segment = None, kind = None, observation_end = None),
+        text_signature = "($self, *, segment=None, kind='purchase', observation_end=None)"
+    )]
+    fn cohort_retention(
+        &self,
+        py: Python<'_>,
+        segment: Option<&Bound<'_, PyAny>>,
+        kind: Option<&Bound<'_, PyAny>>,
+        observation_end: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<analytics::Retention> {
+        let defaults = crm_core::CohortQuery::default();
+        let query = crm_core::CohortQuery {
+            kind: arg(kind, defaults.kind, |o| insights::kind(o, "kind"))?,
+            observation_end: arg(observation_end, None, |o| {
+                convert::opt_time(o, "observation_end")
+            })?,
+        };
+        let segment = arg(segment, None, |o| convert::filter(o, "segment").map(Some))?;
+        let retention = self.run(py, move |c| {
+            c.cohort_retention(&query, segment.as_ref().map(convert::Filter::as_ref))
+        })?;
+        analytics::Retention::new(py, &retention)
+    }
 }
 
 fn record_source(records: &Bound<'_, PyAny>, failure: Arc<Failure>) -> PyResult<RecordSource> {
@@ -1567,6 +1722,7 @@ fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_filter, m)?)?;
     m.add_function(wrap_pyfunction!(format_filter, m)?)?;
     errors::register(m)?;
+    analytics::register(m)?;
     m.add("SCHEMA_VERSION", crm_core::SCHEMA_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, Unpack, final
 
+from crm.analytics import Retention
 from crm.types import (
     AttributeDefinition,
     AttributeType,
@@ -17,6 +18,7 @@ from crm.types import (
     CustomerFields,
     CustomerPatchFields,
     CustomerRef,
+    CustomerScores,
     Filter,
     FilterTree,
     ImportMode,
@@ -27,9 +29,13 @@ from crm.types import (
     LegalBasis,
     MaterializeReport,
     Page,
+    Period,
+    Satisfaction,
+    ScoreRun,
     SearchHit,
     Segment,
     Sort,
+    TimeUnit,
     Upserted,
 )
 
@@ -57,6 +63,7 @@ __version__: str
 SCHEMA_VERSION: int
 
 _Path = str | os.PathLike[str]
+_Time = datetime.datetime | datetime.date | str
 _Progress = Callable[[ImportProgress], object]
 _Listener = Callable[[list[Change]], object]
 
@@ -380,3 +387,50 @@ class Crm:
     def export_interactions(
         self, path: _Path, format: Literal["csv", "ndjson"] = "csv"
     ) -> int: ...
+
+    # analytics over the store
+    def compute_scores(
+        self,
+        *,
+        kind: str = "purchase",
+        currency: str | None = None,
+        unit: TimeUnit = "days",
+        observation_end: _Time | None = None,
+        horizon_days: int = 90,
+        clv_months: int = 12,
+        discount_rate: float = 0.01,
+        penalizer: float = 0.0,
+    ) -> ScoreRun:
+        """Computes and stores every customer's scores (RFM, BG/NBD P(alive)
+        and expected purchases, Gamma-Gamma expected value, CLV) from the
+        purchase log, for the filter language (`p_alive < 0.3`,
+        `rfm.segment = "champions"`); returns the run. A failed run changes
+        nothing."""
+    def score_run(self) -> ScoreRun | None:
+        """The latest `compute_scores` run, or None."""
+    def customer_scores(self, customer_id: str) -> CustomerScores | None:
+        """A customer's stored scores; None without a purchase at the latest
+        run. NotFoundError if the customer doesn't exist."""
+    def satisfaction(
+        self,
+        *,
+        segment: Filter | None = None,
+        kind: str = "survey_response",
+        subject: str | None = None,
+        since: _Time | None = None,
+        until: _Time | None = None,
+        period: Period = "month",
+        satisfied_from: int = 8,
+    ) -> list[Satisfaction]:
+        """NPS and CSAT of the survey answers per period, oldest first;
+        `since` inclusive, `until` exclusive; only the customers matching
+        `segment`, when given."""
+    def cohort_retention(
+        self,
+        *,
+        segment: Filter | None = None,
+        kind: str = "purchase",
+        observation_end: _Time | None = None,
+    ) -> Retention:
+        """Retention by acquisition month of the customers' purchases (of
+        the customers matching `segment`, when given)."""

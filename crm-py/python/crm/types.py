@@ -20,6 +20,7 @@ __all__ = [
     "AttributeDefinition",
     "AttributeType",
     "AttributeValue",
+    "BgNbdFit",
     "Change",
     "ConsentRecord",
     "ConsentStatus",
@@ -31,10 +32,12 @@ __all__ = [
     "CustomerPage",
     "CustomerPatchFields",
     "CustomerRef",
+    "CustomerScores",
     "Direction",
     "ImportMode",
     "Filter",
     "FilterTree",
+    "GammaGammaFit",
     "ImportProgress",
     "ImportReport",
     "Interaction",
@@ -43,11 +46,17 @@ __all__ = [
     "LegalBasis",
     "MaterializeReport",
     "Page",
+    "Period",
+    "RfmSegment",
     "RowError",
+    "Satisfaction",
+    "ScoreOptions",
+    "ScoreRun",
     "SearchHit",
     "Segment",
     "SegmentKind",
     "Sort",
+    "TimeUnit",
     "Upserted",
 ]
 
@@ -73,6 +82,23 @@ FilterTree = dict[str, Any]
 """A filter's syntax tree as JSON-like dicts and lists (`crm.parse_filter`)."""
 Filter = str | Mapping[str, Any]
 """A filter: text in the filter language, or its syntax tree."""
+TimeUnit = Literal["days", "weeks"]
+"""The period `compute_scores` counts frequency, recency and T in."""
+Period = Literal["day", "week", "month", "quarter", "year", "all"]
+"""How `satisfaction` groups answers (UTC calendar periods; weeks from
+Monday; "all": one group)."""
+RfmSegment = Literal[
+    "champions",
+    "loyal",
+    "potential_loyalists",
+    "new_customers",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cannot_lose_them",
+    "hibernating",
+]
 
 
 class Address(TypedDict):
@@ -327,3 +353,104 @@ class InteractionFields(TypedDict, total=False):
     quantity: int | None
     score: int | None
     metadata: Mapping[str, Any] | None
+
+
+class ScoreOptions(TypedDict):
+    """The options of a `compute_scores` run (its keyword arguments), with
+    the currency resolved."""
+
+    kind: str
+    currency: str | None
+    unit: TimeUnit
+    observation_end: datetime.datetime | None
+    horizon_days: int
+    clv_months: int
+    discount_rate: float
+    penalizer: float
+
+
+class BgNbdFit(TypedDict):
+    """A fitted BG/NBD model of purchase counts (parameters in the run's
+    time unit). `standard_errors` maps "r", "alpha", "a", "b" to theirs;
+    `covariance` is their 4×4 matrix as rows in that order; both None when
+    not available."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    standard_errors: dict[str, float] | None
+    covariance: list[list[float]] | None
+    log_likelihood: float | None
+    customers: float
+    iterations: int
+
+
+class GammaGammaFit(TypedDict):
+    """A fitted Gamma-Gamma model of spend (in major units).
+    `standard_errors` maps "p", "q", "gamma" to theirs; `covariance` is
+    their 3×3 matrix as rows in that order."""
+
+    p: float
+    q: float
+    gamma: float
+    standard_errors: dict[str, float] | None
+    covariance: list[list[float]] | None
+    log_likelihood: float | None
+    customers: float
+    iterations: int
+
+
+class ScoreRun(TypedDict):
+    """What a `compute_scores` run did: when, its options, the counts and
+    the fitted models. Customers are those with a purchase up to
+    `observation_end`; refunds (negative amounts) and purchases in another
+    currency are left out and counted."""
+
+    computed_at: datetime.datetime
+    observation_end: datetime.datetime
+    options: ScoreOptions
+    customers: int
+    purchases: int
+    skipped_refunds: int
+    skipped_other_currency: int
+    bgnbd: BgNbdFit
+    gamma_gamma: GammaGammaFit
+
+
+class CustomerScores(TypedDict):
+    """One customer's stored scores. Times are in the run's unit; money in
+    major units of its currency, except `total_minor`. `rfm_r`, `rfm_f`,
+    `rfm_m` are 1–5 (5 best)."""
+
+    customer_id: str
+    frequency: float
+    recency: float
+    t: float
+    monetary_value: float
+    total_minor: int
+    rfm_r: int
+    rfm_f: int
+    rfm_m: int
+    rfm_segment: RfmSegment
+    p_alive: float
+    expected_purchases: float
+    expected_value: float
+    clv: float
+
+
+class Satisfaction(TypedDict):
+    """NPS and CSAT of one period: promoters score 9–10, passives 7–8,
+    detractors 0–6; NPS = 100 · (promoters − detractors) / responses; CSAT
+    is the percentage of `satisfied` answers. `period_start` is the
+    period's first day, None for `period="all"`."""
+
+    period_start: datetime.date | None
+    responses: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float
+    satisfied: int
+    csat: float
+    mean_score: float

@@ -128,5 +128,107 @@ def listeners_and_cards(db: crm.Crm) -> None:
     print(removed, seen, first)
 
 
+def analytics_end_to_end() -> None:
+    from decimal import Decimal
+    from typing import Any
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from crm import analytics
+    from crm.analytics import BgNbdModel, fit_bgnbd
+
+    log = {
+        "customer": ["ana", "ana", "bo", "ana"],
+        "date": [datetime.date(2024, 1, d) for d in (1, 5, 9, 20)],
+        "amount": [Decimal("10.00"), Decimal("4.50"), Decimal("7.25"), Decimal("1")],
+    }
+    s: analytics.Summary = analytics.summary(
+        log, observation_end=datetime.date(2024, 2, 1), unit="weeks", decimals=2
+    )
+    held = analytics.summary(
+        log,
+        amount=None,
+        calibration_end=datetime.datetime(2024, 1, 10, tzinfo=datetime.UTC),
+    )
+    holdout: npt.NDArray[np.float64] | None = held.frequency_holdout
+    customers: npt.NDArray[Any] = s.customer
+    columns: dict[str, npt.NDArray[Any]] = s.to_dict()
+    n: int = len(s)
+    end: datetime.datetime = s.observation_end
+    model: BgNbdModel = fit_bgnbd(
+        [0, 2, 1], np.array([0.0, 8.0, 2.0]), (10.0, 10.0, 9.0), penalizer=0.01
+    )
+    known = BgNbdModel(r=0.243, alpha=4.414, a=0.793, b=2.426)
+    se: dict[str, float] | None = model.standard_errors
+    ll: float | None = model.log_likelihood
+    next_month: npt.NDArray[np.float64] = known.expected_purchases(4.0, [0, 2], [0.0, 3.0], [5, 5])
+    alive: npt.NDArray[np.float64] = known.p_alive(s.frequency, s.recency, s.T)
+    one: float = known.expected_purchases_unconditional(52.0)
+    many: npt.NDArray[np.float64] = known.expected_purchases_unconditional([13.0, 52.0])
+    spend = analytics.fit_gamma_gamma([1, 2, 5, 3], [20.0, 35.0, 28.0, 12.0], penalizer=0.001)
+    value: npt.NDArray[np.float64] = spend.expected_average_value(s.frequency, s.monetary_value)
+    clv: npt.NDArray[np.float64] = analytics.GammaGammaModel(6.25, 3.74, 15.44).clv(
+        known, s.frequency, s.recency, s.T, s.monetary_value, months=6, unit="weeks"
+    )
+    scores: analytics.RfmScores = analytics.rfm(s.T - s.recency, s.frequency + 1, s.total)
+    r: npt.NDArray[np.uint8] = scores.r
+    segments: npt.NDArray[np.object_] = scores.segment
+    quintiles: npt.NDArray[np.uint8] = analytics.rfm_quintiles([3.0, 1.0], higher_is_better=False)
+    cohorts: analytics.Retention = analytics.cohort_retention(log)
+    first: list[datetime.date] = cohorts.cohorts
+    rates: npt.NDArray[np.float64] = cohorts.rates
+    try:
+        analytics.summary(log, unit="weeks", amount="price")
+    except crm.ValidationError as e:
+        print(e.field, e.reason)
+    print(holdout, customers, columns, n, end, se, ll, next_month, alive, one, many, value)
+    print(clv, r, segments, quintiles, first, rates, cohorts.active, cohorts.sizes, spend.gamma)
+
+
+def insights_over_the_store(db: crm.Crm) -> None:
+    from crm.types import BgNbdFit, RfmSegment, ScoreOptions
+
+    end = datetime.datetime(2025, 6, 30, tzinfo=datetime.UTC)
+    run: crm.ScoreRun = db.compute_scores(observation_end=end, horizon_days=30, unit="weeks")
+    db.compute_scores(kind="purchase", currency="EUR", clv_months=24, discount_rate=0.02)
+    db.compute_scores(observation_end="2025-06-30", penalizer=0.001)
+    options: ScoreOptions = run["options"]
+    currency: str | None = options["currency"]
+    fit: BgNbdFit = run["bgnbd"]
+    errors: dict[str, float] | None = fit["standard_errors"]
+    latest: crm.ScoreRun | None = db.score_run()
+    computed: datetime.datetime | None = latest["computed_at"] if latest else None
+    scores: crm.CustomerScores | None = db.customer_scores("01900000-0000-7000-8000-000000000000")
+    if scores is not None:
+        segment: RfmSegment = scores["rfm_segment"]
+        alive: float = scores["p_alive"]
+        spent: int = scores["total_minor"]
+        print(segment, alive, spent, scores["clv"], scores["rfm_r"])
+    months: list[crm.Satisfaction] = db.satisfaction(
+        segment='"vip" in tags', since=end - datetime.timedelta(days=90), until=end
+    )
+    for month in months:
+        start: datetime.date | None = month["period_start"]
+        print(start, month["nps"], month["csat"], month["responses"])
+    db.satisfaction(
+        segment=crm.parse_filter("p_alive < 0.3"),
+        kind="survey_response",
+        subject="nps",
+        since=datetime.date(2025, 1, 1),
+        period="quarter",
+        satisfied_from=9,
+    )
+    cohorts: crm.analytics.Retention = db.cohort_retention(
+        segment="rfm.m >= 4", kind="purchase", observation_end=end
+    )
+    first: list[datetime.date] = cohorts.cohorts
+    try:
+        db.compute_scores(horizon_days=0)
+    except crm.ValidationError as e:
+        print(e.field)
+    print(currency, fit["r"], errors, computed, first, cohorts.rates, run["gamma_gamma"]["p"])
+
+
 if __name__ == "__main__":
     main()
