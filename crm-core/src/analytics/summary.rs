@@ -355,6 +355,7 @@ pub fn summary<K: CustomerKey>(
                         .collect::<Vec<_>>()
                 });
                 let mut records = parts.concat();
+                drop(parts);
                 sort_records(&mut records);
                 build_in_parts(
                     records.len(),
@@ -567,6 +568,8 @@ impl<K: CustomerKey> RadixRecords<K> {
         if key_bits + bits > 64 {
             return None;
         }
+        // The parts are freed once joined: only the records and the sort's
+        // buffer are alive together.
         let parts = super::par::map_chunks(transactions.len(), 1 << 18, |range| {
             transactions[range]
                 .iter()
@@ -583,6 +586,7 @@ impl<K: CustomerKey> RadixRecords<K> {
                 .collect::<Vec<_>>()
         });
         let mut records = parts.concat();
+        drop(parts);
         super::radix_sort(&mut records, key_bits + bits);
         Some(RadixRecords {
             records,
