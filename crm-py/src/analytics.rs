@@ -32,8 +32,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use crm_core::analytics::{
-    BgNbd, ClvOptions, FitOptions, GammaGamma, SummaryOptions, TimeUnit, Transaction, cohorts,
-    rfm as scoring,
+    BgNbd, ClvOptions, FitOptions, GammaGamma, SummaryOptions, TimeUnit, Transaction,
+    TransactionColumns, cohorts, rfm as scoring,
 };
 use numpy::{
     PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
@@ -741,20 +741,10 @@ enum KeyKind<'py> {
 }
 
 /// Customer keys as the core takes them, `u64`s that sort as the
-/// originals, each already in a transaction of its row (the time and amount
-/// still to be read).
+/// originals, one per row.
 struct Keys<'py> {
-    transactions: Vec<Transaction<u64>>,
+    keys: Vec<u64>,
     kind: KeyKind<'py>,
-}
-
-/// The transaction of `customer`, its time and amount still to be read.
-fn transaction(customer: u64) -> Transaction<u64> {
-    Transaction {
-        customer,
-        at: DateTime::UNIX_EPOCH,
-        amount_minor: 0,
-    }
 }
 
 impl<'py> Keys<'py> {
@@ -763,7 +753,7 @@ impl<'py> Keys<'py> {
         let a = array(obj, field)?;
         if a.len() == 0 {
             return Ok(Keys {
-                transactions: Vec::new(),
+                keys: Vec::new(),
                 kind: KeyKind::Signed,
             });
         }
@@ -771,25 +761,17 @@ impl<'py> Keys<'py> {
             b'i' => {
                 let ints = astype::<i64>(&a)?;
                 let ints = readonly(&ints, field)?;
-                let transactions = ints
-                    .as_array()
-                    .iter()
-                    .map(|&v| transaction(v as u64 ^ SIGN))
-                    .collect();
+                let keys = ints.as_array().iter().map(|&v| v as u64 ^ SIGN).collect();
                 Ok(Keys {
-                    transactions,
+                    keys,
                     kind: KeyKind::Signed,
                 })
             }
             b'u' => {
                 let ints = astype::<u64>(&a)?;
-                let transactions = readonly(&ints, field)?
-                    .as_array()
-                    .iter()
-                    .map(|&v| transaction(v))
-                    .collect();
+                let keys = readonly(&ints, field)?.as_array().iter().copied().collect();
                 Ok(Keys {
-                    transactions,
+                    keys,
                     kind: KeyKind::Unsigned,
                 })
             }
@@ -807,10 +789,10 @@ impl<'py> Keys<'py> {
                             "must be an int or a string, not a fractional number",
                         ));
                     }
-                    keys.push(transaction(v as i64 as u64 ^ SIGN));
+                    keys.push(v as i64 as u64 ^ SIGN);
                 }
                 Ok(Keys {
-                    transactions: keys,
+                    keys,
                     kind: KeyKind::Signed,
                 })
             }
@@ -845,7 +827,7 @@ impl<'py> Keys<'py> {
                     item.extract::<i64>().ok()
                 };
                 match v {
-                    Some(v) => keys.push(transaction(v as u64 ^ SIGN)),
+                    Some(v) => keys.push(v as u64 ^ SIGN),
                     None if item.is_instance_of::<PyInt>() => {
                         return Err(invalid(at(field, i), "is too large for a 64-bit int"));
                     }
@@ -856,7 +838,7 @@ impl<'py> Keys<'py> {
                 }
             }
             return Ok(Keys {
-                transactions: keys,
+                keys,
                 kind: KeyKind::Signed,
             });
         }
@@ -900,10 +882,7 @@ impl<'py> Keys<'py> {
             .map(|&code| items[first_seen[code as usize]].bind(py).clone())
             .collect();
         Ok(Keys {
-            transactions: codes
-                .iter()
-                .map(|&c| transaction(rank[c as usize]))
-                .collect(),
+            keys: codes.iter().map(|&c| rank[c as usize]).collect(),
             kind: KeyKind::Strings(originals),
         })
     }
@@ -959,9 +938,14 @@ fn same_length(field: &str, values: usize, reference: &str, expected: usize) -> 
 }
 
 /// A purchase log read from a table's columns, converted straight into the
-/// core's transactions (in table order).
+/// core's columns (in table order).
 struct Log<'py> {
-    transactions: Vec<Transaction<u64>>,
+    customers: Vec<u64>,
+    /// Seconds since the epoch.
+    seconds: Vec<i64>,
+    amounts_minor: Vec<i64>,
+    /// The latest time, to its fraction of a second.
+    latest: Option<DateTime<Utc>>,
     /// What the customer keys were, to give them back.
     kind: KeyKind<'py>,
 }
@@ -975,16 +959,12 @@ impl<'py> Log<'py> {
         date: &str,
         amount: Option<(&str, &Money)>,
     ) -> PyResult<Self> {
-        // Every column is looked up before any is converted; the keys start
-        // the transactions, the times and amounts are written into them.
+        // Every column is looked up before any is converted.
         let customer_column = column(table, customer)?;
         let date_column = column(table, date)?;
         let amount_column = amount.map(|(name, _)| column(table, name)).transpose()?;
-        let Keys {
-            mut transactions,
-            kind,
-        } = Keys::read(&customer_column, customer)?;
-        let n = transactions.len();
+        let Keys { keys, kind } = Keys::read(&customer_column, customer)?;
+        let n = keys.len();
         let dates = time_array(&date_column, date)?;
         same_length(date, dates.len(), customer, n)?;
         let amounts = match (amount, amount_column) {
@@ -995,31 +975,52 @@ impl<'py> Log<'py> {
             }
             _ => None,
         };
+        let mut seconds = vec![0_i64; n];
+        let mut latest: Option<DateTime<Utc>> = None;
         read_instants(&dates, date, &mut |i, t| {
-            if let Some(tx) = transactions.get_mut(i) {
-                tx.at = t;
+            if let Some(s) = seconds.get_mut(i) {
+                *s = t.timestamp();
+            }
+            if latest.is_none_or(|l| t > l) {
+                latest = Some(t);
             }
         })?;
+        let mut amounts_minor = vec![0_i64; n];
         if let Some((name, money, a)) = amounts {
             money.read(&a, name, &mut |i, v| {
-                if let Some(tx) = transactions.get_mut(i) {
-                    tx.amount_minor = v;
+                if let Some(slot) = amounts_minor.get_mut(i) {
+                    *slot = v;
                 }
             })?;
         }
-        Ok(Log { transactions, kind })
+        Ok(Log {
+            customers: keys,
+            seconds,
+            amounts_minor,
+            latest,
+            kind,
+        })
     }
 
     /// `observation_end`, or else the latest purchase, as `lifetimes` does.
     fn end(&self, observation_end: Option<&Bound<'_, PyAny>>) -> PyResult<DateTime<Utc>> {
         match observation_end {
             Some(end) if !end.is_none() => instant(end, "observation_end"),
-            _ => self.transactions.iter().map(|t| t.at).max().ok_or_else(|| {
+            _ => self.latest.ok_or_else(|| {
                 invalid(
                     "observation_end",
                     "is needed for a table without rows (there is no latest date)",
                 )
             }),
+        }
+    }
+
+    /// The log as the core's columns.
+    fn columns(&self) -> TransactionColumns<'_, u64> {
+        TransactionColumns {
+            customers: &self.customers,
+            seconds: &self.seconds,
+            amounts_minor: &self.amounts_minor,
         }
     }
 }
@@ -1666,9 +1667,11 @@ fn summary<'py>(
         calibration_end: calibration,
         ..SummaryOptions::new(unit, end)
     };
-    let Log { transactions, kind } = log;
-    let s = compute(py, || crm_core::analytics::summary(&transactions, &options))?;
-    drop(transactions);
+    let columns = log.columns();
+    let s = compute(py, || {
+        crm_core::analytics::summary_of_columns(&columns, &options)
+    })?;
+    let Log { kind, .. } = log;
     let scale = money.scale();
     let major = |minor: Vec<f64>| -> Vec<f64> { minor.into_iter().map(|v| v / scale).collect() };
     let len = s.customers.len();
@@ -1862,7 +1865,22 @@ fn cohort_retention<'py>(
 ) -> PyResult<Retention> {
     let log = Log::read(table, customer, date, None)?;
     let end = log.end(observation_end)?;
-    let transactions = log.transactions;
+    // Seconds of valid times: always representable again.
+    let transactions = log
+        .customers
+        .iter()
+        .zip(&log.seconds)
+        .map(|(&customer, &s)| {
+            DateTime::from_timestamp(s, 0)
+                .map(|at| Transaction {
+                    customer,
+                    at,
+                    amount_minor: 0,
+                })
+                .ok_or_else(|| invalid(date, "is out of range"))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    drop(log);
     let r = compute(py, || cohorts::retention(&transactions, end))?;
     Retention::new(py, &r)
 }

@@ -78,7 +78,8 @@ pub(crate) mod summary;
 pub use self::bgnbd::{BgNbd, FitOptions};
 pub use self::gamma_gamma::{ClvOptions, GammaGamma};
 pub use self::summary::{
-    CustomerKey, Holdout, Summary, SummaryOptions, TimeUnit, Transaction, summary,
+    CustomerKey, Holdout, Summary, SummaryOptions, TimeUnit, Transaction, TransactionColumns,
+    summary, summary_of_columns,
 };
 
 use crate::error::{Error, Result};

@@ -41,6 +41,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::check_len;
 use crate::error::{Error, Result};
 
 /// One purchase: who, when, and how much in integer minor units of one
@@ -103,7 +104,12 @@ impl TimeUnit {
     /// assert_eq!(TimeUnit::Weeks.period_of(epoch), 0);
     /// ```
     pub fn period_of(self, at: DateTime<Utc>) -> i64 {
-        let days = at.timestamp().div_euclid(86_400);
+        self.period_of_seconds(at.timestamp())
+    }
+
+    /// [`TimeUnit::period_of`] a time given in seconds since the epoch.
+    fn period_of_seconds(self, seconds: i64) -> i64 {
+        let days = seconds.div_euclid(86_400);
         match self {
             TimeUnit::Days => days,
             // 1970-01-01 was a Thursday, three days after a Monday.
@@ -312,33 +318,140 @@ pub fn summary<K: CustomerKey>(
     transactions: &[Transaction<K>],
     options: &SummaryOptions,
 ) -> Result<Summary<K>> {
+    summarize(&Records(transactions), options)
+}
+
+/// A purchase log as columns, one entry per purchase in each, as data
+/// frames hold it: the form bindings hand over without building a record
+/// per purchase. [`summary_of_columns`] summarizes it.
+///
+/// ```
+/// use crm_core::analytics::TransactionColumns;
+/// let log = TransactionColumns { customers: &[7u64, 7], seconds: &[0, 86_400], amounts_minor: &[100, 250] };
+/// assert_eq!(log.customers.len(), 2);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TransactionColumns<'a, K> {
+    /// Each purchase's customer.
+    pub customers: &'a [K],
+    /// When each purchase was made, in seconds since 1970-01-01 00:00 UTC.
+    pub seconds: &'a [i64],
+    /// Each purchase's amount in minor units (not negative).
+    pub amounts_minor: &'a [i64],
+}
+
+/// [`summary`] of a log given as columns: the same result as of the
+/// records `(customers[i], seconds[i], amounts_minor[i])`. Columns of
+/// different lengths are an [`Error::Validation`] naming the shorter or
+/// longer one (`seconds`, `amounts_minor`); a negative amount names its
+/// element (`amounts_minor[i]`).
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use crm_core::analytics::{summary_of_columns, SummaryOptions, TimeUnit, TransactionColumns};
+///
+/// let day = 86_400;
+/// let log = TransactionColumns {
+///     customers: &[9u64, 7, 7, 7],
+///     seconds: &[4 * day, 0, 3 * day, 8 * day],
+///     amounts_minor: &[700, 1_000, 2_000, 4_000],
+/// };
+/// let end = Utc.with_ymd_and_hms(1970, 1, 10, 0, 0, 0).unwrap();
+/// let s = summary_of_columns(&log, &SummaryOptions::new(TimeUnit::Days, end))?;
+/// assert_eq!(s.customers, [7, 9]);
+/// assert_eq!((s.frequency[0], s.recency[0], s.t[0]), (2.0, 8.0, 9.0));
+/// # Ok::<(), crm_core::Error>(())
+/// ```
+pub fn summary_of_columns<K: CustomerKey>(
+    log: &TransactionColumns<'_, K>,
+    options: &SummaryOptions,
+) -> Result<Summary<K>> {
+    let n = log.customers.len();
+    check_len("seconds", log.seconds.len(), "customers", n)?;
+    check_len("amounts_minor", log.amounts_minor.len(), "customers", n)?;
+    summarize(log, options)
+}
+
+/// A purchase log the summary reads: records or columns.
+trait Log<K>: Sync {
+    fn len(&self) -> usize;
+    fn customer(&self, i: usize) -> K;
+    fn seconds(&self, i: usize) -> i64;
+    fn amount(&self, i: usize) -> i64;
+    /// How element `i`'s amount is named in errors.
+    fn amount_field(&self, i: usize) -> String;
+}
+
+/// A slice of records as a [`Log`].
+struct Records<'a, K>(&'a [Transaction<K>]);
+
+impl<K: CustomerKey> Log<K> for Records<'_, K> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn customer(&self, i: usize) -> K {
+        self.0[i].customer
+    }
+    fn seconds(&self, i: usize) -> i64 {
+        self.0[i].at.timestamp()
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.0[i].amount_minor
+    }
+    fn amount_field(&self, i: usize) -> String {
+        format!("transactions[{i}].amount_minor")
+    }
+}
+
+impl<K: CustomerKey> Log<K> for TransactionColumns<'_, K> {
+    fn len(&self) -> usize {
+        self.customers.len()
+    }
+    fn customer(&self, i: usize) -> K {
+        self.customers[i]
+    }
+    fn seconds(&self, i: usize) -> i64 {
+        self.seconds[i]
+    }
+    fn amount(&self, i: usize) -> i64 {
+        self.amounts_minor[i]
+    }
+    fn amount_field(&self, i: usize) -> String {
+        format!("amounts_minor[{i}]")
+    }
+}
+
+fn summarize<K: CustomerKey>(log: &impl Log<K>, options: &SummaryOptions) -> Result<Summary<K>> {
     let unit = options.unit;
     let (end, calibration) = periods(options)?;
-    if let Some(i) = transactions.iter().position(|t| t.amount_minor < 0) {
+    let n = log.len();
+    if let Some(i) = (0..n).find(|&i| log.amount(i) < 0) {
         return Err(Error::validation(
-            format!("transactions[{i}].amount_minor"),
+            log.amount_field(i),
             "must not be negative (net refunds out before summarizing)",
         ));
     }
-    let sorted = transactions
-        .windows(2)
-        .all(|w| (w[0].customer, w[0].at) <= (w[1].customer, w[1].at));
-    let record = |t: &Transaction<K>| (t.customer, unit.period_of(t.at), t.amount_minor);
+    // Seconds order as times do (and sub-second differences never change
+    // a period), so sorted by (customer, second) is sorted enough.
+    let sorted = (1..n)
+        .all(|i| (log.customer(i - 1), log.seconds(i - 1)) <= (log.customer(i), log.seconds(i)));
+    let record = |i: usize| {
+        (
+            log.customer(i),
+            unit.period_of_seconds(log.seconds(i)),
+            log.amount(i),
+        )
+    };
     let builders = if sorted {
         build_in_parts(
-            transactions.len(),
-            |i, j| transactions[i].customer == transactions[j].customer,
-            |range| {
-                transactions[range]
-                    .iter()
-                    .map(record)
-                    .filter(|r| r.1 <= end)
-            },
+            n,
+            |i, j| log.customer(i) == log.customer(j),
+            |range| range.map(record).filter(|r| r.1 <= end),
             end,
             calibration,
         )?
     } else {
-        match RadixRecords::new(transactions, unit, end) {
+        match RadixRecords::new(log, unit, end) {
             Some(sorted) => build_in_parts(
                 sorted.records.len(),
                 |i, j| sorted.customer(i) == sorted.customer(j),
@@ -347,12 +460,8 @@ pub fn summary<K: CustomerKey>(
                 calibration,
             )?,
             None => {
-                let parts = super::par::map_chunks(transactions.len(), 1 << 18, |range| {
-                    transactions[range]
-                        .iter()
-                        .map(record)
-                        .filter(|r| r.1 <= end)
-                        .collect::<Vec<_>>()
+                let parts = super::par::map_chunks(n, 1 << 18, |range| {
+                    range.map(record).filter(|r| r.1 <= end).collect::<Vec<_>>()
                 });
                 let mut records = parts.concat();
                 drop(parts);
@@ -538,22 +647,19 @@ struct RadixRecords<K> {
 }
 
 impl<K: CustomerKey> RadixRecords<K> {
-    fn new(transactions: &[Transaction<K>], unit: TimeUnit, end: i64) -> Option<Self> {
+    fn new(log: &impl Log<K>, unit: TimeUnit, end: i64) -> Option<Self> {
+        let n = log.len();
         // Key range and first period, in parallel.
-        let parts = super::par::map_chunks(transactions.len(), 1 << 18, |range| {
-            let mut acc: Option<(u64, u64, i64)> = Some((u64::MAX, 0, i64::MAX));
-            for t in &transactions[range] {
-                let (Some(k), Some((lo, hi, first))) = (t.customer.to_u64(), acc.as_mut()) else {
-                    return None;
-                };
-                let period = unit.period_of(t.at);
+        let parts = super::par::map_chunks(n, 1 << 18, |range| {
+            let (mut lo, mut hi, mut first) = (u64::MAX, 0, i64::MAX);
+            for i in range {
+                let k = log.customer(i).to_u64()?;
+                let period = unit.period_of_seconds(log.seconds(i));
                 if period <= end {
-                    *lo = (*lo).min(k);
-                    *hi = (*hi).max(k);
-                    *first = (*first).min(period);
+                    (lo, hi, first) = (lo.min(k), hi.max(k), first.min(period));
                 }
             }
-            acc
+            Some((lo, hi, first))
         });
         let (mut min, mut max, mut first) = (u64::MAX, 0, i64::MAX);
         for part in parts {
@@ -564,30 +670,31 @@ impl<K: CustomerKey> RadixRecords<K> {
             return None; // nothing before the end: the comparison path is trivial
         }
         let bits = super::index_bits((end - first + 1) as usize);
-        let key_bits = u64::BITS - (max - min).leading_zeros();
+        // One more key than the customers': purchases after the end take it,
+        // sort last and are cut off, so that the records fill one
+        // allocation in place.
+        let past = (max - min).checked_add(1)?;
+        let key_bits = u64::BITS - past.leading_zeros();
         if key_bits + bits > 64 {
             return None;
         }
-        // The parts are freed once joined: only the records and the sort's
-        // buffer are alive together.
-        let parts = super::par::map_chunks(transactions.len(), 1 << 18, |range| {
-            transactions[range]
-                .iter()
-                .filter_map(|t| {
-                    let period = unit.period_of(t.at);
-                    let k = t.customer.to_u64()?;
-                    (period <= end).then(|| {
-                        (
-                            ((k - min) << bits) | (period - first) as u64,
-                            t.amount_minor,
-                        )
-                    })
-                })
-                .collect::<Vec<_>>()
+        let mut records = vec![(0u64, 0i64); n];
+        super::par::fill_chunks(&mut records, 1 << 18, |offset, part| {
+            for (k, slot) in part.iter_mut().enumerate() {
+                let i = offset + k;
+                let period = unit.period_of_seconds(log.seconds(i));
+                *slot = match log.customer(i).to_u64() {
+                    Some(key) if period <= end => (
+                        ((key - min) << bits) | (period - first) as u64,
+                        log.amount(i),
+                    ),
+                    _ => (past << bits, 0),
+                };
+            }
         });
-        let mut records = parts.concat();
-        drop(parts);
         super::radix_sort(&mut records, key_bits + bits);
+        let kept = records.partition_point(|r| r.0 < past << bits);
+        records.truncate(kept);
         Some(RadixRecords {
             records,
             bits,
@@ -849,7 +956,7 @@ mod tests {
             })
             .collect();
         let end = TimeUnit::Days.period_of(start) + 300;
-        let sorted = RadixRecords::new(&log, TimeUnit::Days, end).unwrap();
+        let sorted = RadixRecords::new(&Records(&log), TimeUnit::Days, end).unwrap();
         let got: Vec<(i64, i64, i64)> = sorted.records.iter().map(|r| sorted.decode(r)).collect();
         let mut plain: Vec<(i64, i64, i64)> = log
             .iter()
@@ -868,6 +975,57 @@ mod tests {
         sort_records(&mut records);
         let keys = |v: &[(i64, i64, i64)]| v.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>();
         assert_eq!(keys(&records), keys(&plain));
+    }
+
+    #[test]
+    fn columns_summarize_as_records_do() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        let log: Vec<Transaction<i64>> = (0..50_000)
+            .map(|_| Transaction {
+                customer: rng.i64(-300..3000),
+                at: at(0) + Duration::seconds(rng.i64(0..500 * 86_400)),
+                amount_minor: rng.i64(0..1000),
+            })
+            .collect();
+        let customers: Vec<i64> = log.iter().map(|t| t.customer).collect();
+        let seconds: Vec<i64> = log.iter().map(|t| t.at.timestamp()).collect();
+        let amounts: Vec<i64> = log.iter().map(|t| t.amount_minor).collect();
+        let columns = TransactionColumns {
+            customers: &customers,
+            seconds: &seconds,
+            amounts_minor: &amounts,
+        };
+        for options in [
+            SummaryOptions::new(TimeUnit::Days, at(400)),
+            SummaryOptions {
+                calibration_end: Some(at(300)),
+                ..SummaryOptions::new(TimeUnit::Weeks, at(450))
+            },
+        ] {
+            assert_eq!(
+                summary_of_columns(&columns, &options).unwrap(),
+                summary(&log, &options).unwrap()
+            );
+        }
+        let options = SummaryOptions::new(TimeUnit::Days, at(400));
+        let short = TransactionColumns {
+            seconds: &seconds[1..],
+            ..columns
+        };
+        assert!(matches!(
+            summary_of_columns(&short, &options),
+            Err(Error::Validation { ref field, .. }) if field == "seconds"
+        ));
+        let mut negative = amounts.clone();
+        negative[7] = -1;
+        let bad = TransactionColumns {
+            amounts_minor: &negative,
+            ..columns
+        };
+        assert!(matches!(
+            summary_of_columns(&bad, &options),
+            Err(Error::Validation { ref field, .. }) if field == "amounts_minor[7]"
+        ));
     }
 
     #[test]
