@@ -236,16 +236,108 @@ pub(crate) fn intern(n: usize, value: impl Fn(usize) -> Option<f64>) -> (Vec<f64
 }
 
 /// Sorts `(key, payload)` pairs by the low `bits` bits of the keys, stably,
-/// 11 bits a pass (an LSD radix sort: three passes for keys of 33 bits).
-pub(crate) fn radix_sort<T: Copy + Default>(items: &mut Vec<(u64, T)>, bits: u32) {
-    const DIGIT: u32 = 11;
-    const MASK: u64 = (1 << DIGIT) - 1;
+/// 11 bits a pass (a radix sort: three passes for keys of 33 bits). Large
+/// inputs on several cores take the top digit first, into buckets, then
+/// sort whole buckets on the cores, each with its share of the lower digits.
+pub(crate) fn radix_sort<T: Copy + Default + Send>(items: &mut Vec<(u64, T)>, bits: u32) {
+    let threads = par::threads();
     let mut buffer = vec![(0u64, T::default()); items.len()];
+    if items.len() < 1 << 20 || threads < 2 || bits <= RADIX_DIGIT {
+        if lsd_passes(items, &mut buffer, bits) % 2 == 1 {
+            std::mem::swap(items, &mut buffer);
+        }
+        return;
+    }
+    // The top digit, stably, into buckets of `buffer`.
+    let shift = bits - RADIX_DIGIT;
+    let top = |k: u64| ((k >> shift) & RADIX_MASK) as usize;
+    let mut start = vec![0usize; 1 << RADIX_DIGIT];
+    for &(k, _) in items.iter() {
+        start[top(k)] += 1;
+    }
+    let sizes = start.clone();
+    let mut sum = 0;
+    for s in start.iter_mut() {
+        let count = *s;
+        *s = sum;
+        sum += count;
+    }
+    for &item in items.iter() {
+        let digit = top(item.0);
+        buffer[start[digit]] = item;
+        start[digit] += 1;
+    }
+    // Whole buckets to each thread, about as many items each, each bucket
+    // sorted on its own (small enough for the cache); `items` is now the
+    // scratch space.
+    let n = items.len();
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut filled = 0;
+    for &size in &sizes {
+        if filled * threads >= n * groups.len() {
+            groups.push(Vec::new());
+        }
+        if let Some(group) = groups.last_mut() {
+            group.push(size);
+        }
+        filled += size;
+    }
+    let passes = {
+        let mut data: &mut [(u64, T)] = &mut buffer;
+        let mut scratch: &mut [(u64, T)] = items;
+        let mut pieces = Vec::new();
+        for group in groups {
+            let len: usize = group.iter().sum();
+            let (d, rest) = std::mem::take(&mut data).split_at_mut(len);
+            let (s, rest_s) = std::mem::take(&mut scratch).split_at_mut(len);
+            pieces.push((d, s, group));
+            data = rest;
+            scratch = rest_s;
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .into_iter()
+                .map(|(mut d, mut s, group)| {
+                    scope.spawn(move || {
+                        let mut passes = 0;
+                        for size in group {
+                            let (bucket, rest) = std::mem::take(&mut d).split_at_mut(size);
+                            let (bucket_s, rest_s) = std::mem::take(&mut s).split_at_mut(size);
+                            passes = lsd_passes(bucket, bucket_s, shift);
+                            (d, s) = (rest, rest_s);
+                        }
+                        passes
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a sorting thread panicked"))
+                .max()
+                .unwrap_or(0)
+        })
+    };
+    // Every piece made the same number of passes: the result is in
+    // `buffer` after an even number, in `items` after an odd one.
+    if passes % 2 == 0 {
+        std::mem::swap(items, &mut buffer);
+    }
+}
+
+const RADIX_DIGIT: u32 = 11;
+const RADIX_MASK: u64 = (1 << RADIX_DIGIT) - 1;
+
+/// Sorts `data` by the low `bits` bits of the keys, stably, ping-ponging
+/// with `scratch` (of the same length); returns the number of passes: the
+/// result is in `data` after an even number, in `scratch` after an odd one.
+fn lsd_passes<T: Copy>(data: &mut [(u64, T)], scratch: &mut [(u64, T)], bits: u32) -> u32 {
+    let (mut from, mut to) = (data, scratch);
     let mut shift = 0;
+    let mut passes = 0;
     while shift < bits {
-        let mut start = vec![0usize; 1 << DIGIT];
-        for &(k, _) in items.iter() {
-            start[((k >> shift) & MASK) as usize] += 1;
+        let mut start = vec![0usize; 1 << RADIX_DIGIT];
+        for &(k, _) in from.iter() {
+            start[((k >> shift) & RADIX_MASK) as usize] += 1;
         }
         let mut sum = 0;
         for s in start.iter_mut() {
@@ -253,14 +345,16 @@ pub(crate) fn radix_sort<T: Copy + Default>(items: &mut Vec<(u64, T)>, bits: u32
             *s = sum;
             sum += count;
         }
-        for &item in items.iter() {
-            let digit = ((item.0 >> shift) & MASK) as usize;
-            buffer[start[digit]] = item;
+        for &item in from.iter() {
+            let digit = ((item.0 >> shift) & RADIX_MASK) as usize;
+            to[start[digit]] = item;
             start[digit] += 1;
         }
-        std::mem::swap(items, &mut buffer);
-        shift += DIGIT;
+        std::mem::swap(&mut from, &mut to);
+        shift += RADIX_DIGIT;
+        passes += 1;
     }
+    passes
 }
 
 /// The number of bits needed for indices below `n`.
@@ -341,11 +435,15 @@ mod tests {
         let f = |x: f64, t: f64| x * 1000.0 + t;
         let got = by_pair(&x, &t, f);
         assert!(got.iter().enumerate().all(|(i, &v)| v == f(x[i], t[i])));
-        let mut items: Vec<(u64, u32)> = (0..n).map(|i| (rng.u64(0..1 << 40), i as u32)).collect();
-        let mut want = items.clone();
-        want.sort_by_key(|p| p.0);
-        radix_sort(&mut items, 40);
-        assert_eq!(items, want);
+        for (len, bits) in [(n, 40), (3 << 19, 31), (1 << 20, 12)] {
+            let mut items: Vec<(u64, u32)> = (0..len)
+                .map(|i| (rng.u64(0..1 << bits), i as u32))
+                .collect();
+            let mut want = items.clone();
+            want.sort_by_key(|p| p.0); // stable
+            radix_sort(&mut items, bits);
+            assert_eq!(items, want, "{len} items of {bits} bits");
+        }
     }
 
     #[test]
