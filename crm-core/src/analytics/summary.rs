@@ -425,16 +425,24 @@ fn summarize<K: CustomerKey>(log: &impl Log<K>, options: &SummaryOptions) -> Res
     let unit = options.unit;
     let (end, calibration) = periods(options)?;
     let n = log.len();
-    if let Some(i) = (0..n).find(|&i| log.amount(i) < 0) {
+    // Both checks on all cores: the first negative amount of each chunk,
+    // and whether the chunk is sorted, its step from the previous chunk
+    // included. Seconds order as times do (and sub-second differences never
+    // change a period), so sorted by (customer, second) is sorted enough.
+    let checks = super::par::map_chunks(n, 1 << 18, |range| {
+        let negative = range.clone().find(|&i| log.amount(i) < 0);
+        let sorted = range.clone().skip(usize::from(range.start == 0)).all(|i| {
+            (log.customer(i - 1), log.seconds(i - 1)) <= (log.customer(i), log.seconds(i))
+        });
+        (negative, sorted)
+    });
+    if let Some(i) = checks.iter().find_map(|c| c.0) {
         return Err(Error::validation(
             log.amount_field(i),
             "must not be negative (net refunds out before summarizing)",
         ));
     }
-    // Seconds order as times do (and sub-second differences never change
-    // a period), so sorted by (customer, second) is sorted enough.
-    let sorted = (1..n)
-        .all(|i| (log.customer(i - 1), log.seconds(i - 1)) <= (log.customer(i), log.seconds(i)));
+    let sorted = checks.iter().all(|c| c.1);
     let record = |i: usize| {
         (
             log.customer(i),
