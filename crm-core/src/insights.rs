@@ -64,6 +64,7 @@
 //! ```
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
@@ -348,52 +349,30 @@ fn model_error(model: &str, e: Error) -> Error {
     }
 }
 
-/// The condition restricting `customer_rowid` to a filter's customers, its
-/// parameters numbered from `first`.
+/// The condition restricting `customer_rowid` to a filter's customers (""
+/// without a filter), and its parameters, numbered from ?1: the caller
+/// numbers its own after them.
 fn segment_condition(
     conn: &Connection,
     filter: Option<FilterRef<'_>>,
-    first: usize,
-) -> Result<(String, Vec<rusqlite::types::Value>)> {
+) -> Result<(String, Vec<Value>)> {
     let Some(filter) = filter else {
         return Ok((String::new(), Vec::new()));
     };
     let c = Crm::compile(conn, filter, Mode::Set, None)?;
-    // The compiled SQL numbers its parameters ?1…; shift them after ours.
-    let sql = renumber(&c.sql, first - 1);
     Ok((
-        format!(" AND customer_rowid IN (SELECT c.rowid FROM customers c WHERE {sql})"),
+        format!(
+            " AND customer_rowid IN (SELECT c.rowid FROM customers c WHERE {})",
+            c.sql
+        ),
         c.params,
     ))
 }
 
-/// `sql` with every `?N` parameter renumbered to `?(N + by)`.
-fn renumber(sql: &str, by: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.char_indices().peekable();
-    let mut in_string = false;
-    while let Some((i, ch)) = chars.next() {
-        out.push(ch);
-        if ch == '\'' {
-            in_string = !in_string;
-        }
-        if ch == '?' && !in_string {
-            let start = i + 1;
-            let mut end = start;
-            while let Some(&(j, d)) = chars.peek() {
-                if !d.is_ascii_digit() {
-                    break;
-                }
-                end = j + 1;
-                chars.next();
-            }
-            if end > start {
-                let n: usize = sql[start..end].parse().unwrap_or(0);
-                out.push_str(&(n + by).to_string());
-            }
-        }
-    }
-    out
+/// Adds `value` to `values` and returns its placeholder.
+fn bind(values: &mut Vec<Value>, value: impl Into<Value>) -> String {
+    values.push(value.into());
+    format!("?{}", values.len())
 }
 
 impl Crm {
@@ -657,23 +636,26 @@ impl Crm {
                 return Err(Error::validation("from", "must not be after 'to'"));
             }
         }
-        let mut sql = String::from(
-            "SELECT occurred_at, score FROM interactions INDEXED BY interactions_kind_time \
-             WHERE kind = ?1 AND score IS NOT NULL AND occurred_at >= ?2 AND occurred_at < ?3",
-        );
-        let mut values: Vec<rusqlite::types::Value> = vec![
-            query.kind.as_str().to_string().into(),
-            query.from.map_or(i64::MIN, |t| t.timestamp_micros()).into(),
-            query.to.map_or(i64::MAX, |t| t.timestamp_micros()).into(),
-        ];
-        if let Some(subject) = &query.subject {
-            values.push(subject.clone().into());
-            sql.push_str(&format!(" AND subject = ?{}", values.len()));
-        }
         self.db.read(|conn| {
-            let (condition, params) = segment_condition(conn, segment, values.len() + 1)?;
+            let (condition, mut values) = segment_condition(conn, segment)?;
+            let mut sql = format!(
+                "SELECT occurred_at, score FROM interactions INDEXED BY interactions_kind_time \
+                 WHERE kind = {} AND score IS NOT NULL AND occurred_at >= {} AND occurred_at < {}",
+                bind(&mut values, query.kind.as_str().to_string()),
+                bind(
+                    &mut values,
+                    query.from.map_or(i64::MIN, |t| t.timestamp_micros())
+                ),
+                bind(
+                    &mut values,
+                    query.to.map_or(i64::MAX, |t| t.timestamp_micros())
+                ),
+            );
+            if let Some(subject) = &query.subject {
+                let p = bind(&mut values, subject.clone());
+                sql.push_str(&format!(" AND subject = {p}"));
+            }
             sql.push_str(&condition);
-            values.extend(params);
             let mut groups: std::collections::BTreeMap<Option<NaiveDate>, [u64; 11]> =
                 Default::default();
             let mut stmt = conn.prepare(&sql)?;
@@ -732,15 +714,13 @@ impl Crm {
     ) -> Result<Retention> {
         let end = query.observation_end.unwrap_or_else(Crm::now);
         self.db.read(|conn| {
-            let (condition, params) = segment_condition(conn, segment, 2)?;
+            let (condition, mut values) = segment_condition(conn, segment)?;
             let sql = format!(
                 "SELECT customer_rowid, occurred_at FROM interactions \
-                 INDEXED BY interactions_kind_customer WHERE kind = ?1{condition} \
-                 ORDER BY customer_rowid, occurred_at"
+                 INDEXED BY interactions_kind_customer WHERE kind = {}{condition} \
+                 ORDER BY customer_rowid, occurred_at",
+                bind(&mut values, query.kind.as_str().to_string())
             );
-            let mut values: Vec<rusqlite::types::Value> =
-                vec![query.kind.as_str().to_string().into()];
-            values.extend(params);
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query(params_from_iter(values))?;
             let mut failure: Option<Error> = None;
