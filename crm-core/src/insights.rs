@@ -323,10 +323,6 @@ const PURCHASES_SQL: &str = "SELECT customer_rowid, occurred_at, amount_minor, c
      FROM interactions INDEXED BY interactions_kind_customer \
      WHERE kind = ?1 ORDER BY customer_rowid, occurred_at";
 
-fn time(micros: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(micros).ok_or(Error::Corrupt)
-}
-
 fn check_range(field: &str, value: f64, low: f64, high: f64) -> Result<()> {
     if value.is_finite() && (low..=high).contains(&value) {
         Ok(())
@@ -450,7 +446,7 @@ impl Crm {
                     };
                     let read = (|| -> Result<_> {
                         let rowid: i64 = row.get(0)?;
-                        let at = time(row.get(1)?)?;
+                        let at = db::from_micros(row.get(1)?)?;
                         let amount: Option<i64> = row.get(2)?;
                         let code: Option<String> = row.get(3)?;
                         Ok((rowid, at, amount, code))
@@ -661,7 +657,7 @@ impl Crm {
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query(params_from_iter(values))?;
             while let Some(row) = rows.next()? {
-                let at = time(row.get(0)?)?;
+                let at = db::from_micros(row.get(0)?)?;
                 let score: i64 = row.get(1)?;
                 let counts = groups
                     .entry(query.period.start(at.date_naive()))
@@ -729,7 +725,7 @@ impl Crm {
                     let Some(row) = rows.next()? else {
                         return Ok(None);
                     };
-                    Ok(Some((row.get(0)?, time(row.get(1)?)?)))
+                    Ok(Some((row.get(0)?, db::from_micros(row.get(1)?)?)))
                 })();
                 read.unwrap_or_else(|e| {
                     failure = Some(e);
@@ -795,12 +791,7 @@ impl Scored {
             *c *= v;
         }
         let rfm = summary.rfm()?;
-        let segments = rfm
-            .recency
-            .iter()
-            .zip(&rfm.frequency)
-            .map(|(&r, &f)| Segment::from_scores(r, f))
-            .collect();
+        let segments = rfm.segments();
         for (name, column) in [
             ("p_alive", &p_alive),
             ("expected_purchases", &expected),
