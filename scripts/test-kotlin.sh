@@ -5,11 +5,12 @@
 #   2. checks that the generated C header compiles (what Swift imports),
 #   3. runs the Kotlin JUnit tests on the JVM through Maven.
 #
-# Expects `cargo build --workspace` (debug) to have run; builds crm-ffi and
-# uniffi-bindgen itself only if their outputs are missing. Needs a JDK 17+,
-# Maven, gcc, python3 with its sqlite3 module (BadInputTest's second process
-# that locks a file), and Maven Central (Maven fetches its plugins on first
-# run). The benchmark (MobileBench) is left out; scripts/bench-mobile.sh runs it.
+# Expects `cargo build --workspace --features crm-ffi/arrow` (debug) to have
+# run; builds crm-ffi and uniffi-bindgen itself only if their outputs are
+# missing. Needs a JDK 17+, Maven, gcc, python3 with its sqlite3 module
+# (BadInputTest's second process that locks a file), and Maven Central (Maven
+# fetches its plugins, JUnit and Arrow Java on first run). The benchmark
+# (MobileBench) is left out; scripts/bench-mobile.sh runs it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +28,7 @@ OUT="$ROOT/target/bindings"
 
 if [[ ! -f "$LIB" || ! -x "$BINDGEN" ]]; then
     echo "== building crm-ffi and uniffi-bindgen (not built yet)"
-    cargo build -p crm-ffi -p uniffi-bindgen
+    cargo build -p crm-ffi -p uniffi-bindgen --features crm-ffi/arrow
 fi
 
 echo "== generating Kotlin and Swift bindings into $OUT"

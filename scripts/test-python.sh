@@ -13,9 +13,10 @@ cd "$root"
 python="${PYTHON:-python3}"
 
 # numpy is a dependency of the package; pandas, polars and pyarrow are what
-# the `crm.analytics` tests feed it (and the DataFrame outputs).
+# the DataFrame and `crm.analytics` tests feed it and read back; tqdm draws
+# `progress=True`.
 "$python" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9,<2" pytest hypothesis mypy "numpy>=1.22" pandas polars pyarrow
+    "maturin>=1.9,<2" pytest hypothesis mypy "numpy>=1.22" pandas polars pyarrow tqdm
 
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT

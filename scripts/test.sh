@@ -13,13 +13,13 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "Rust: formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features crm-ffi/arrow -- -D warnings
 
 step "Rust: unit, integration and doc tests"
-cargo test --workspace
+cargo test --workspace --features crm-ffi/arrow
 
-step "Build the library and the pinned uniffi-bindgen for the bindings"
-cargo build --workspace
+step "Build the library (with its Arrow tables) and the pinned uniffi-bindgen for the bindings"
+cargo build --workspace --features crm-ffi/arrow
 
 step "Kotlin (JVM) and Swift bindings"
 bash scripts/test-kotlin.sh

@@ -187,7 +187,7 @@ const EXPORT_ONLY: &[&str] = &["id", "created_at", "updated_at"];
 
 /// Which record type a column list is for.
 #[derive(Clone, Copy)]
-enum Target {
+pub(crate) enum Target {
     Customers,
     Interactions,
 }
@@ -202,7 +202,7 @@ impl Target {
 }
 
 /// Resolves each source column to a field name (`None`: skip the column).
-fn resolve_columns(
+pub(crate) fn resolve_columns(
     columns: &[String],
     mapping: &ColumnMapping,
     target: Target,
@@ -280,7 +280,7 @@ pub(crate) fn nearest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
 
 // ----- reading fields of a record -----------------------------------------
 
-type FieldResult<T> = std::result::Result<T, (String, String)>;
+pub(crate) type FieldResult<T> = std::result::Result<T, (String, String)>;
 
 fn bad<T>(field: &str, reason: impl Into<String>) -> FieldResult<T> {
     Err((field.to_string(), reason.into()))
@@ -916,7 +916,7 @@ impl Crm {
         }
     }
 
-    fn import_customer_rows<T: Send>(
+    pub(crate) fn import_customer_rows<T: Send>(
         &self,
         rows: impl Iterator<Item = Result<NumberedRow<T>>>,
         to_row: impl Fn(T) -> FieldResult<CustomerRow> + Sync,
@@ -941,7 +941,7 @@ impl Crm {
         )
     }
 
-    fn import_interaction_rows<T: Send>(
+    pub(crate) fn import_interaction_rows<T: Send>(
         &self,
         rows: impl Iterator<Item = Result<NumberedRow<T>>>,
         to_new: impl Fn(T) -> FieldResult<NewInteraction> + Sync,

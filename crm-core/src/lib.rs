@@ -31,6 +31,8 @@
 #![warn(missing_docs)]
 
 pub mod analytics;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod crm;
 mod db;
 pub mod error;

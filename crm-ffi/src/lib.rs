@@ -20,12 +20,16 @@ mod analytics;
 mod error;
 mod insights;
 mod records;
+#[cfg(feature = "arrow")]
+mod tables;
 
 pub use crate::analytics::*;
 pub use crate::error::CrmError;
 use crate::error::guard;
 pub use crate::insights::*;
 pub use crate::records::*;
+#[cfg(feature = "arrow")]
+pub use crate::tables::*;
 
 uniffi::setup_scaffolding!();
 

@@ -1,6 +1,7 @@
 //! Plumbing between Python and the core's bulk imports: record sources that
-//! pull from a Python iterable, file readers, the progress callback, and
-//! stopping an import when Python code fails.
+//! pull from a Python iterable, DataFrames and Arrow data as record batches,
+//! file readers, the progress callback, and stopping an import when Python
+//! code fails.
 //!
 //! The core runs an import in one write transaction. Python code runs inside
 //! it in two places: the iterable of records (pulled in batches) and the
@@ -29,13 +30,18 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crm_core::import::ImportProgress;
+use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{ArrowError, SchemaRef};
+use crm_core::import::{ColumnMapping, ImportProgress};
+use pyo3::exceptions::PyImportError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyIterator;
+use pyo3::types::{PyDict, PyIterator};
+use pyo3_arrow::input::AnyRecordBatch;
 use serde_json::{Map, Value};
 
 use crate::convert;
-use crate::errors::to_py_err;
+use crate::errors::{invalid, to_py_err};
 
 /// How many records are converted per acquisition of the GIL.
 const BATCH: usize = 256;
@@ -210,5 +216,180 @@ impl<R: Read> Read for FileSource<R> {
             cancel();
         }
         self.inner.read(buf)
+    }
+}
+
+/// A DataFrame or Arrow object (anything with `__arrow_c_stream__` or
+/// `__arrow_c_array__`: pandas and polars DataFrames, pyarrow tables, record
+/// batches and readers, DuckDB results) as record batches; `None` for
+/// anything else (an iterable of dicts).
+///
+/// A polars `LazyFrame` is collected first. A pandas DataFrame of a pandas
+/// without the Arrow PyCapsule interface is converted by pyarrow.
+pub fn arrow_batches(
+    records: &Bound<'_, PyAny>,
+) -> PyResult<Option<Box<dyn RecordBatchReader + Send>>> {
+    let py = records.py();
+    let mut records = records.clone();
+    if is_instance(&records, "polars", "LazyFrame")? {
+        records = records.call_method0(intern!(py, "collect"))?;
+    }
+    let arrow = |o: &Bound<'_, PyAny>| -> PyResult<bool> {
+        Ok(o.hasattr(intern!(py, "__arrow_c_stream__"))?
+            || o.hasattr(intern!(py, "__arrow_c_array__"))?)
+    };
+    if !arrow(&records)? {
+        if !is_instance(&records, "pandas", "DataFrame")? {
+            return Ok(None);
+        }
+        let pyarrow = py.import("pyarrow").map_err(|e| {
+            let err = PyImportError::new_err(
+                "importing a pandas DataFrame needs pyarrow (pip install pyarrow)",
+            );
+            err.set_cause(py, Some(e));
+            err
+        })?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("preserve_index", false)?;
+        records = pyarrow
+            .getattr(intern!(py, "Table"))?
+            .call_method("from_pandas", (records,), Some(&kwargs))
+            .map_err(|e| unreadable(py, e))?;
+    }
+    // Reading the capsule converts the data (pandas to Arrow): errors there
+    // name the column that could not be converted.
+    let batches: AnyRecordBatch = records.extract().map_err(|e| unreadable(py, e))?;
+    batches.into_reader().map(Some)
+}
+
+/// An error converting `records` to Arrow, as a validation error of
+/// `records` caused by the original.
+fn unreadable(py: Python<'_>, e: PyErr) -> PyErr {
+    let err = invalid(
+        "records",
+        format!("can't be read as Arrow data: {}", e.value(py)),
+    );
+    err.set_cause(py, Some(e));
+    err
+}
+
+/// Whether `obj` is a `module.class`, without importing `module`.
+fn is_instance(obj: &Bound<'_, PyAny>, module: &str, class: &str) -> PyResult<bool> {
+    let py = obj.py();
+    let modules = py
+        .import(intern!(py, "sys"))?
+        .getattr(intern!(py, "modules"))?;
+    let module = modules.call_method1(intern!(py, "get"), (module,))?;
+    if module.is_none() {
+        return Ok(false);
+    }
+    match module.getattr(class) {
+        Ok(class) => obj.is_instance(&class),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Ignores the columns pyarrow makes of a pandas index
+/// (`__index_level_0__`, ...): a conversion artefact, not data. A column
+/// mapped to a field is left alone.
+pub fn ignore_index_columns(schema: &SchemaRef, mapping: &mut ColumnMapping) {
+    for field in schema.fields() {
+        let name = field.name();
+        let index = name
+            .strip_prefix("__index_level_")
+            .and_then(|rest| rest.strip_suffix("__"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if index && !mapping.columns.values().any(|c| c == name) && !mapping.ignore.contains(name) {
+            mapping.ignore.push(name.clone());
+        }
+    }
+}
+
+/// Record batches read on the import's thread, which stop the import once
+/// a Python error is remembered (Ctrl-C, seen by the waiting thread).
+/// Producers that run Python code (a pyarrow reader over a generator) take
+/// the GIL themselves.
+pub struct BatchSource {
+    inner: Box<dyn RecordBatchReader + Send>,
+    failure: Arc<Failure>,
+}
+
+impl BatchSource {
+    /// Wraps `inner`.
+    pub fn new(inner: Box<dyn RecordBatchReader + Send>, failure: Arc<Failure>) -> Self {
+        BatchSource { inner, failure }
+    }
+}
+
+impl Iterator for BatchSource {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failure.is_set() {
+            cancel();
+        }
+        self.inner.next()
+    }
+}
+
+impl RecordBatchReader for BatchSource {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+/// The `progress` argument of an import: `None`/`False` (quiet), a
+/// callable (called with `{"rows", "applied", "rejected"}`), or `True` (a
+/// tqdm bar, drawn by `crm._progress.ProgressBar`).
+pub struct Progress<'a, 'py> {
+    arg: Option<&'a Bound<'py, PyAny>>,
+    /// What is imported ("customers"), the bar's label.
+    what: &'static str,
+    /// The rows to come, when the source knows (a DataFrame, a list).
+    total: Option<usize>,
+}
+
+impl<'a, 'py> Progress<'a, 'py> {
+    /// The argument as given.
+    pub fn new(arg: Option<&'a Bound<'py, PyAny>>, what: &'static str) -> Self {
+        Progress {
+            arg,
+            what,
+            total: None,
+        }
+    }
+
+    /// Takes the bar's total from `source`'s length, if it has one.
+    pub fn total(mut self, source: &Bound<'py, PyAny>) -> Self {
+        self.total = source.len().ok();
+        self
+    }
+
+    /// The progress bar to draw, for `progress=True`.
+    pub fn bar(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.arg {
+            Some(arg) if arg.is_instance_of::<pyo3::types::PyBool>() && arg.is_truthy()? => py
+                .import(pyo3::intern!(py, "crm._progress"))?
+                .getattr(pyo3::intern!(py, "ProgressBar"))?
+                .call1((self.total, self.what))
+                .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The callable to call: the bar, the caller's callable, or none.
+    pub fn callback(&self, bar: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
+        if let Some(bar) = bar {
+            return Ok(Some(bar.clone().unbind()));
+        }
+        match self.arg {
+            Some(arg) if arg.is_none() || arg.is_instance_of::<pyo3::types::PyBool>() => Ok(None),
+            Some(arg) if arg.is_callable() => Ok(Some(arg.clone().unbind())),
+            Some(_) => Err(crate::errors::invalid(
+                "progress",
+                "must be True, False, None or a callable",
+            )),
+            None => Ok(None),
+        }
     }
 }

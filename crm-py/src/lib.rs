@@ -20,6 +20,7 @@ mod errors;
 mod imports;
 mod insights;
 mod listeners;
+mod tables;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -40,7 +41,7 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyIterator, PyList, PyString};
 
 use crate::errors::{OrRaise, invalid, to_py_err};
-use crate::imports::{Failure, FileSource, RecordSource};
+use crate::imports::{BatchSource, Failure, FileSource, Progress, RecordSource};
 
 /// State shared by a handle and the handles made from it by `with_actor`.
 struct Shared {
@@ -139,7 +140,7 @@ impl Handle {
         &self,
         py: Python<'py>,
         options: ImportOptions,
-        progress: Option<&Bound<'py, PyAny>>,
+        progress: Progress<'_, 'py>,
         failure: Arc<Failure>,
         job: J,
     ) -> PyResult<Bound<'py, PyDict>>
@@ -151,15 +152,30 @@ impl Handle {
             ) -> crm_core::Result<ImportReport>
             + Send,
     {
-        let callback = match progress {
-            Some(p) if !p.is_none() => {
-                if !p.is_callable() {
-                    return Err(invalid("progress", "must be callable"));
-                }
-                Some(p.clone().unbind())
-            }
-            _ => None,
-        };
+        let bar = progress.bar(py)?;
+        let result = self.import_with(py, options, progress.callback(bar.as_ref())?, failure, job);
+        if let Some(bar) = bar {
+            bar.call_method0(pyo3::intern!(py, "close"))?;
+        }
+        result
+    }
+
+    fn import_with<'py, J>(
+        &self,
+        py: Python<'py>,
+        options: ImportOptions,
+        callback: Option<Py<PyAny>>,
+        failure: Arc<Failure>,
+        job: J,
+    ) -> PyResult<Bound<'py, PyDict>>
+    where
+        J: FnOnce(
+                &crm_core::Crm,
+                &ImportOptions,
+                &mut dyn FnMut(&ImportProgress),
+            ) -> crm_core::Result<ImportReport>
+            + Send,
+    {
         // The core calls back after every row; Python hears every
         // `progress_every` rows.
         let every = options.progress_every;
@@ -1109,17 +1125,23 @@ impl Crm {
 
     // ----- imports -----------------------------------------------------------
 
-    /// Imports customers from an iterable of dicts (the fields of a customer,
-    /// plus "email", "phone", "organization_external_id" and "attr.KEY").
+    /// Imports customers from a DataFrame (pandas, polars), an Arrow table,
+    /// record batch or reader (anything with `__arrow_c_stream__`), or an
+    /// iterable of dicts: the fields of a customer, plus "email", "phone",
+    /// "organization_external_id" and "attr.KEY". For a DataFrame, `mapping`
+    /// maps field → column and columns listed in `ignore` are skipped; row N
+    /// of an error is the DataFrame's N-th row (`df.iloc[N-1]`).
     #[pyo3(
-        signature = (records, *, mode = None, upsert = None, max_errors = None, progress = None, progress_every = None),
-        text_signature = "($self, records, *, mode='all_or_nothing', upsert=False, max_errors=1000, progress=None, progress_every=10000)"
+        signature = (records, *, mapping = None, ignore = None, mode = None, upsert = None, max_errors = None, progress = None, progress_every = None),
+        text_signature = "($self, records, *, mapping=None, ignore=None, mode='all_or_nothing', upsert=False, max_errors=1000, progress=None, progress_every=10000)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn import_customers<'py>(
         &self,
         py: Python<'py>,
         records: &Bound<'py, PyAny>,
+        mapping: Option<&Bound<'py, PyAny>>,
+        ignore: Option<&Bound<'py, PyAny>>,
         mode: Option<&Bound<'py, PyAny>>,
         upsert: Option<&Bound<'py, PyAny>>,
         max_errors: Option<&Bound<'py, PyAny>>,
@@ -1134,10 +1156,22 @@ impl Crm {
         }
         .options()?;
         let failure = Arc::new(Failure::default());
-        let source = record_source(records, failure.clone())?;
-        self.import(py, options, progress, failure, move |c, o, p| {
-            c.import_customer_records(source, o, Some(p))
-        })
+        match import_source(records, mapping, ignore, failure.clone())? {
+            ImportSource::Records(source) => self.import(
+                py,
+                options,
+                Progress::new(progress, "customers").total(records),
+                failure,
+                move |c, o, p| c.import_customer_records(source, o, Some(p)),
+            ),
+            ImportSource::Batches(batches, mapping) => self.import(
+                py,
+                options,
+                Progress::new(progress, "customers").total(records),
+                failure,
+                move |c, o, p| c.import_customers_arrow(batches, &mapping, o, Some(p)),
+            ),
+        }
     }
 
     /// Imports customers from a CSV file with a header row. `mapping` maps
@@ -1170,10 +1204,16 @@ impl Crm {
         .options()?;
         let failure = Arc::new(Failure::default());
         let for_source = failure.clone();
-        self.import(py, options, progress, failure, move |c, o, p| {
-            let file = FileSource::new(open_file(&path)?, for_source);
-            c.import_customers_csv(file, &mapping, o, Some(p))
-        })
+        self.import(
+            py,
+            options,
+            Progress::new(progress, "customers"),
+            failure,
+            move |c, o, p| {
+                let file = FileSource::new(open_file(&path)?, for_source);
+                c.import_customers_csv(file, &mapping, o, Some(p))
+            },
+        )
     }
 
     /// Imports customers from an NDJSON file (one JSON object per line).
@@ -1205,28 +1245,39 @@ impl Crm {
         .options()?;
         let failure = Arc::new(Failure::default());
         let for_source = failure.clone();
-        self.import(py, options, progress, failure, move |c, o, p| {
-            let file = FileSource::new(open_file(&path)?, for_source);
-            c.import_customers_ndjson(
-                BufReader::with_capacity(1 << 16, file),
-                &mapping,
-                o,
-                Some(p),
-            )
-        })
+        self.import(
+            py,
+            options,
+            Progress::new(progress, "customers"),
+            failure,
+            move |c, o, p| {
+                let file = FileSource::new(open_file(&path)?, for_source);
+                c.import_customers_ndjson(
+                    BufReader::with_capacity(1 << 16, file),
+                    &mapping,
+                    o,
+                    Some(p),
+                )
+            },
+        )
     }
 
-    /// Imports interactions from an iterable of dicts (one of "customer_id",
+    /// Imports interactions from a DataFrame, an Arrow table, record batch
+    /// or reader, or an iterable of dicts (one of "customer_id",
     /// "customer_external_id", "customer_email"; "kind"; and the other
-    /// interaction fields, or "amount" as decimal text with "currency").
+    /// interaction fields, or "amount" in major units with "currency").
+    /// `mapping` and `ignore` are as for `import_customers`.
     #[pyo3(
-        signature = (records, *, mode = None, max_errors = None, progress = None, progress_every = None),
-        text_signature = "($self, records, *, mode='all_or_nothing', max_errors=1000, progress=None, progress_every=10000)"
+        signature = (records, *, mapping = None, ignore = None, mode = None, max_errors = None, progress = None, progress_every = None),
+        text_signature = "($self, records, *, mapping=None, ignore=None, mode='all_or_nothing', max_errors=1000, progress=None, progress_every=10000)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn import_interactions<'py>(
         &self,
         py: Python<'py>,
         records: &Bound<'py, PyAny>,
+        mapping: Option<&Bound<'py, PyAny>>,
+        ignore: Option<&Bound<'py, PyAny>>,
         mode: Option<&Bound<'py, PyAny>>,
         max_errors: Option<&Bound<'py, PyAny>>,
         progress: Option<&Bound<'py, PyAny>>,
@@ -1240,10 +1291,22 @@ impl Crm {
         }
         .options()?;
         let failure = Arc::new(Failure::default());
-        let source = record_source(records, failure.clone())?;
-        self.import(py, options, progress, failure, move |c, o, p| {
-            c.import_interaction_records(source, o, Some(p))
-        })
+        match import_source(records, mapping, ignore, failure.clone())? {
+            ImportSource::Records(source) => self.import(
+                py,
+                options,
+                Progress::new(progress, "interactions").total(records),
+                failure,
+                move |c, o, p| c.import_interaction_records(source, o, Some(p)),
+            ),
+            ImportSource::Batches(batches, mapping) => self.import(
+                py,
+                options,
+                Progress::new(progress, "interactions").total(records),
+                failure,
+                move |c, o, p| c.import_interactions_arrow(batches, &mapping, o, Some(p)),
+            ),
+        }
     }
 
     /// Imports interactions from a CSV file with a header row.
@@ -1274,10 +1337,16 @@ impl Crm {
         .options()?;
         let failure = Arc::new(Failure::default());
         let for_source = failure.clone();
-        self.import(py, options, progress, failure, move |c, o, p| {
-            let file = FileSource::new(open_file(&path)?, for_source);
-            c.import_interactions_csv(file, &mapping, o, Some(p))
-        })
+        self.import(
+            py,
+            options,
+            Progress::new(progress, "interactions"),
+            failure,
+            move |c, o, p| {
+                let file = FileSource::new(open_file(&path)?, for_source);
+                c.import_interactions_csv(file, &mapping, o, Some(p))
+            },
+        )
     }
 
     /// Imports interactions from an NDJSON file.
@@ -1308,15 +1377,21 @@ impl Crm {
         .options()?;
         let failure = Arc::new(Failure::default());
         let for_source = failure.clone();
-        self.import(py, options, progress, failure, move |c, o, p| {
-            let file = FileSource::new(open_file(&path)?, for_source);
-            c.import_interactions_ndjson(
-                BufReader::with_capacity(1 << 16, file),
-                &mapping,
-                o,
-                Some(p),
-            )
-        })
+        self.import(
+            py,
+            options,
+            Progress::new(progress, "interactions"),
+            failure,
+            move |c, o, p| {
+                let file = FileSource::new(open_file(&path)?, for_source);
+                c.import_interactions_ndjson(
+                    BufReader::with_capacity(1 << 16, file),
+                    &mapping,
+                    o,
+                    Some(p),
+                )
+            },
+        )
     }
 
     // ----- exports -----------------------------------------------------------
@@ -1354,6 +1429,33 @@ impl Crm {
         self.run(py, move |c| {
             export_to(&path, |out| c.export_interactions(out, format))
         })
+    }
+
+    // ----- tables as Arrow data -----------------------------------------------
+
+    /// A table ("customers", "interactions", "consent" or "scores") as
+    /// Arrow data: a `crm.Table` to read with `to_pandas()`, `to_polars()`,
+    /// `to_arrow()`, by iteration, or by any reader of the Arrow PyCapsule
+    /// interface. `filter` (text or tree) and `segment` keep the rows of the
+    /// matching customers; `since` (inclusive) and `until` (exclusive) bound
+    /// interactions by `occurred_at` and consent by `recorded_at`. Bad input
+    /// raises here.
+    #[pyo3(
+        signature = (name, *, filter = None, segment = None, since = None, until = None, batch_size = None),
+        text_signature = "($self, name, *, filter=None, segment=None, since=None, until=None, batch_size=65536)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn table(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+        segment: Option<&Bound<'_, PyAny>>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        batch_size: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<tables::Table> {
+        tables::table(&self.0, py, name, filter, segment, since, until, batch_size)
     }
 
     // ----- analytics over the store --------------------------------------------
@@ -1508,10 +1610,50 @@ impl Crm {
     }
 }
 
-fn record_source(records: &Bound<'_, PyAny>, failure: Arc<Failure>) -> PyResult<RecordSource> {
-    let iterator = PyIterator::from_object(records)
-        .map_err(|_| invalid("records", "must be an iterable of dicts"))?;
-    Ok(RecordSource::new(iterator.unbind(), failure))
+/// What an import reads: dicts, or the record batches of a DataFrame or
+/// Arrow data with the mapping of their columns.
+enum ImportSource {
+    Records(RecordSource),
+    Batches(BatchSource, ColumnMapping),
+}
+
+/// The source of `import_customers` / `import_interactions`: `mapping` and
+/// `ignore` apply to DataFrames and Arrow data only.
+fn import_source(
+    records: &Bound<'_, PyAny>,
+    mapping: Option<&Bound<'_, PyAny>>,
+    ignore: Option<&Bound<'_, PyAny>>,
+    failure: Arc<Failure>,
+) -> PyResult<ImportSource> {
+    let mut mapping = column_mapping(mapping, ignore)?;
+    if let Some(batches) = imports::arrow_batches(records)? {
+        imports::ignore_index_columns(&batches.schema(), &mut mapping);
+        return Ok(ImportSource::Batches(
+            BatchSource::new(batches, failure),
+            mapping,
+        ));
+    }
+    for (given, field) in [
+        (!mapping.columns.is_empty(), "mapping"),
+        (!mapping.ignore.is_empty(), "ignore"),
+    ] {
+        if given {
+            return Err(invalid(
+                field,
+                "applies to DataFrames and Arrow data; dicts are keyed by field",
+            ));
+        }
+    }
+    let iterator = PyIterator::from_object(records).map_err(|_| {
+        invalid(
+            "records",
+            "must be a DataFrame, Arrow data or an iterable of dicts",
+        )
+    })?;
+    Ok(ImportSource::Records(RecordSource::new(
+        iterator.unbind(),
+        failure,
+    )))
 }
 
 fn list_query(
@@ -1718,6 +1860,7 @@ fn open(
 fn _crm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Crm>()?;
     m.add_class::<Explain>()?;
+    m.add_class::<tables::Table>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(parse_filter, m)?)?;
     m.add_function(wrap_pyfunction!(format_filter, m)?)?;

@@ -4,7 +4,7 @@ import datetime
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Unpack, final
+from typing import Any, Literal, Protocol, Unpack, final
 
 from crm.analytics import Retention
 from crm.types import (
@@ -42,6 +42,7 @@ from crm.types import (
 __all__ = [
     "Crm",
     "Explain",
+    "Table",
     "open",
     "parse_filter",
     "format_filter",
@@ -64,8 +65,19 @@ SCHEMA_VERSION: int
 
 _Path = str | os.PathLike[str]
 _Time = datetime.datetime | datetime.date | str
-_Progress = Callable[[ImportProgress], object]
+# A callable given each `ImportProgress`, or `True` for a tqdm progress bar.
+_Progress = Callable[[ImportProgress], object] | bool
 _Listener = Callable[[list[Change]], object]
+
+class _ArrowStream(Protocol):
+    """A DataFrame or Arrow object (pandas, polars, pyarrow, DuckDB)."""
+    def __arrow_c_stream__(self, requested_schema: Any = None, /) -> object: ...
+
+class _ArrowArray(Protocol):
+    """A pyarrow RecordBatch or another Arrow record batch."""
+    def __arrow_c_array__(self, requested_schema: Any = None, /) -> object: ...
+
+_Records = Iterable[Mapping[str, Any]] | _ArrowStream | _ArrowArray
 
 class CrmError(Exception):
     """Base class of every error raised by crm."""
@@ -318,14 +330,20 @@ class Crm:
     # imports
     def import_customers(
         self,
-        records: Iterable[Mapping[str, Any]],
+        records: _Records,
         *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
         mode: ImportMode = "all_or_nothing",
         upsert: bool = False,
         max_errors: int = 1000,
         progress: _Progress | None = None,
         progress_every: int = 10000,
-    ) -> ImportReport: ...
+    ) -> ImportReport:
+        """Imports customers from a DataFrame (pandas, polars), Arrow data
+        (anything with `__arrow_c_stream__`) or an iterable of dicts.
+        `mapping` (field → column) and `ignore` apply to DataFrames; row N
+        of an error is the DataFrame's N-th row (`df.iloc[N-1]`)."""
     def import_customers_csv(
         self,
         path: _Path,
@@ -352,13 +370,17 @@ class Crm:
     ) -> ImportReport: ...
     def import_interactions(
         self,
-        records: Iterable[Mapping[str, Any]],
+        records: _Records,
         *,
+        mapping: Mapping[str, str] | None = None,
+        ignore: list[str] | tuple[str, ...] | None = None,
         mode: ImportMode = "all_or_nothing",
         max_errors: int = 1000,
         progress: _Progress | None = None,
         progress_every: int = 10000,
-    ) -> ImportReport: ...
+    ) -> ImportReport:
+        """Imports interactions from a DataFrame, Arrow data or an iterable
+        of dicts; `mapping` and `ignore` as for `import_customers`."""
     def import_interactions_csv(
         self,
         path: _Path,
@@ -434,3 +456,61 @@ class Crm:
     ) -> Retention:
         """Retention by acquisition month of the customers' purchases (of
         the customers matching `segment`, when given)."""
+
+    # tables as Arrow data
+    def table(
+        self,
+        name: _TableName,
+        *,
+        filter: Filter | None = None,
+        segment: str | None = None,
+        since: _Time | None = None,
+        until: _Time | None = None,
+        batch_size: int = 65536,
+    ) -> Table:
+        """A table as Arrow data, to read with `to_pandas()`, `to_polars()`,
+        `to_arrow()`, by iteration or through `__arrow_c_stream__`. `filter`
+        and `segment` keep the rows of the matching customers; `since`
+        (inclusive) and `until` (exclusive) bound interactions by
+        `occurred_at` and consent by `recorded_at` (a ValidationError for
+        customers and scores). Bad input raises here: ValidationError,
+        ParseError, NotFoundError for an unknown segment."""
+
+_TableName = Literal["customers", "interactions", "consent", "scores"]
+
+@final
+class Table:
+    """A table of the database as Arrow data: which table and which rows.
+    Each read starts afresh (a file database is read in one consistent
+    snapshot), so a Table can be read any number of times. Columns: ids as
+    text, times as timestamp[us, UTC], low-cardinality text as dictionaries
+    (categoricals), customer attributes as `attr.<key>` columns."""
+
+    @property
+    def name(self) -> str:
+        """customers, interactions, consent or scores."""
+    @property
+    def schema(self) -> Any:
+        """The columns a read has now, as a `pyarrow.Schema` (needs pyarrow)."""
+    @property
+    def columns(self) -> list[str]:
+        """The column names a read has now."""
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """The Arrow C stream of a fresh read (the Arrow PyCapsule interface)."""
+    def to_arrow(self) -> Any:
+        """The rows as a `pyarrow.Table` (needs pyarrow: pip install 'crm[arrow]')."""
+    def to_pandas(self, **kwargs: Any) -> Any:
+        """The rows as a pandas DataFrame, through pyarrow (keyword arguments
+        go to `pyarrow.Table.to_pandas`, with `split_blocks=True` unless
+        given: no copy to consolidate columns); dictionary columns become
+        categoricals, times datetime64[us, UTC] (needs pandas and pyarrow:
+        pip install 'crm[pandas]')."""
+    def to_polars(self) -> Any:
+        """The rows as a polars DataFrame (needs polars, not pyarrow:
+        pip install 'crm[polars]')."""
+    def __iter__(self) -> Iterator[Any]:
+        """A fresh read, one `pyarrow.RecordBatch` at a time (needs pyarrow)."""
+    def _preview(self, n: int) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+        """The first `n` rows for display: (column (name, type) pairs, rows)."""
+    def _repr_html_(self) -> str:
+        """The columns and the first rows as an HTML table (notebooks)."""

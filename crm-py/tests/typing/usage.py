@@ -229,6 +229,20 @@ def insights_over_the_store(db: crm.Crm) -> None:
         print(e.field)
     print(currency, fit["r"], errors, computed, first, cohorts.rates, run["gamma_gamma"]["p"])
 
+    # Tables out as Arrow data, DataFrames in.
+    table: crm.Table = db.table(
+        "interactions", filter='"vip" in tags', since=end - datetime.timedelta(days=30), batch_size=10_000
+    )
+    names: list[str] = table.columns
+    print(table.name, names, table.to_pandas().shape, table.to_polars().height, table._repr_html_())
+    for batch in db.table("customers", segment="vips"):
+        print(batch.num_rows)
+    imported: crm.ImportReport = db.import_customers(
+        table.to_polars(), mapping={"name": "Full Name"}, ignore=["id"], progress=True
+    )
+    db.import_interactions(db.table("interactions").to_arrow(), mode="skip_invalid", progress=print)
+    print(imported["inserted"])
+
 
 if __name__ == "__main__":
     main()
