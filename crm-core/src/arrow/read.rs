@@ -7,7 +7,12 @@
 //! For a file database a producer thread runs the whole read inside one read
 //! transaction (one consistent snapshot) and hands batches to the
 //! [`TableReader`] through a bounded channel, so decoding overlaps with the
-//! consumer while memory stays bounded. An in-memory database has a single
+//! consumer while memory stays bounded. A large interactions or consent
+//! table is read by two such threads, each in its own read transaction,
+//! taking alternate chunks of the rowid range; the reader hands their
+//! batches on in storage order. Their snapshots are checked to be the same
+//! one (the same head of the change log), else one thread reads it all.
+//! An in-memory database has a single
 //! connection, shared with writers: holding it across batches would block a
 //! consumer that writes between batches, so it is read one batch at a time
 //! (keyset pagination on the rowid), each batch in a read of its own.
@@ -160,8 +165,9 @@ impl FromStr for Table {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ReadOptions<'a> {
-    /// Rows per batch (the last batch may be shorter); default 65,536. Zero
-    /// is a validation error.
+    /// Rows per batch, at most (the last batch, and in a read split between
+    /// threads any batch, may be shorter); default 65,536. Zero is a
+    /// validation error.
     pub batch_size: usize,
     /// Only the customers matching this filter expression; for the other
     /// tables, only the rows whose customer matches.
@@ -194,6 +200,7 @@ impl Default for ReadOptions<'_> {
 }
 
 /// The options of a read, owned, so that a producer thread can take them.
+#[derive(Clone)]
 struct Request {
     table: Table,
     batch_size: usize,
@@ -249,10 +256,12 @@ impl Crm {
     /// with the full schema.
     ///
     /// A file database is read in one consistent snapshot by a thread of its
-    /// own, a couple of batches ahead of the consumer; dropping the reader
-    /// stops it. An in-memory database is read one batch at a time, each
-    /// batch a snapshot of its own (writes between batches may show in
-    /// later batches), so that the consumer can write between batches.
+    /// own, a couple of batches ahead of the consumer (by two threads for
+    /// interactions or consent spanning 262,144 rows or more; batches then
+    /// hold at most `batch_size` rows); dropping the reader stops it. An
+    /// in-memory database is read one batch at a time, each batch a snapshot
+    /// of its own (writes between batches may show in later batches), so
+    /// that the consumer can write between batches.
     /// A failure while reading (a damaged file) is the next item, an
     /// [`ArrowError::ExternalError`] holding the [`Error`].
     ///
@@ -297,6 +306,10 @@ impl Crm {
                 },
             });
         }
+        let request = match self.read_in_parallel(request, PARALLEL_MIN_ROWIDS)? {
+            Ok(reader) => return Ok(reader),
+            Err(request) => request,
+        };
         let (tx, rx) = sync_channel::<Message>(2);
         let db = self.db.clone();
         let thread = std::thread::Builder::new()
@@ -359,13 +372,176 @@ fn produce(db: &Database, request: &Request, tx: &SyncSender<Message>) {
         if tx.send(Message::Ready(plan.schema.clone())).is_err() {
             return Ok(());
         }
-        plan.run(conn, i64::MIN, None, |batch| {
+        plan.run(conn, (i64::MIN, i64::MAX), None, |batch| {
             tx.send(Message::Batch(batch)).is_ok()
         })?;
         Ok(())
     });
     if let Err(e) = outcome {
         let _ = tx.send(Message::Failed(e));
+    }
+}
+
+/// A read of a file database is split between this many threads when it
+/// is large.
+const PARALLEL_READERS: usize = 2;
+
+/// A read is split when its table spans at least this many rowids.
+const PARALLEL_MIN_ROWIDS: i64 = 1 << 18;
+
+/// What a thread of a split read sends: the schema and the head of the
+/// change log in its snapshot, then each of its chunks' batches followed by
+/// `ChunkDone`, or the error that ended it.
+enum Part {
+    Ready { schema: SchemaRef, seq: i64 },
+    Batch(RecordBatch),
+    ChunkDone,
+    Failed(Error),
+}
+
+impl Crm {
+    /// A large interactions or consent table of a file database is read by
+    /// [`PARALLEL_READERS`] threads, each in a read transaction of its own:
+    /// the rowid range is cut into chunks of a batch's size, dealt to the
+    /// threads in turn, and handed on in order, so the batches come in
+    /// storage order and memory stays bounded.
+    ///
+    /// The threads' snapshots are one snapshot when they start at the same
+    /// head of the change log (every write to these tables, and to the
+    /// customers they belong to, appends to it) with the same schema;
+    /// otherwise (a write committed between their starts) the read falls
+    /// back to one thread and `Err` gives the request back.
+    fn read_in_parallel(
+        &self,
+        request: Request,
+        min_rowids: i64,
+    ) -> Result<std::result::Result<TableReader, Request>> {
+        let table = match request.table {
+            Table::Interactions => "interactions",
+            Table::Consent => "consents",
+            Table::Customers | Table::CustomerScores => return Ok(Err(request)),
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(PARALLEL_READERS);
+        let (first, last) = self.db.read(|conn| rowid_range(conn, table))?;
+        if threads < 2 || last.saturating_sub(first) < min_rowids {
+            return Ok(Err(request));
+        }
+        let shared = Arc::new(request);
+        let mut parts = Vec::with_capacity(threads);
+        for thread in 0..threads {
+            let (tx, rx) = sync_channel::<Part>(2);
+            let (db, request) = (self.db.clone(), shared.clone());
+            let handle = std::thread::Builder::new()
+                .name("crm-read-table".into())
+                .spawn(move || produce_part(&db, &request, table, (thread, threads), &tx))
+                .map_err(|e| Error::Io(e.to_string()))?;
+            parts.push(PartStream {
+                rx: Some(rx),
+                thread: Some(handle),
+            });
+        }
+        let mut started: Option<(SchemaRef, i64)> = None;
+        for part in &parts {
+            match part.rx.as_ref().map(Receiver::recv) {
+                Some(Ok(Part::Ready { schema, seq })) => match &started {
+                    Some((s, q)) if *s != schema || *q != seq => {
+                        drop(parts);
+                        return Ok(Err(Arc::unwrap_or_clone(shared)));
+                    }
+                    Some(_) => {}
+                    None => started = Some((schema, seq)),
+                },
+                Some(Ok(Part::Failed(e))) => return Err(e),
+                _ => {
+                    return Err(Error::Storage(
+                        "the table reader stopped unexpectedly".into(),
+                    ));
+                }
+            }
+        }
+        let Some((schema, _)) = started else {
+            return Ok(Err(Arc::unwrap_or_clone(shared)));
+        };
+        Ok(Ok(TableReader {
+            schema,
+            source: Source::Parallel {
+                parts,
+                chunk: 0,
+                yielded: false,
+                done: false,
+            },
+        }))
+    }
+}
+
+/// The smallest and largest rowid of `table` (0 and 0 when empty).
+fn rowid_range(conn: &Connection, table: &str) -> Result<(i64, i64)> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT coalesce(min(rowid), 0), coalesce(max(rowid), 0) FROM {table}"
+        ))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Thread `thread` of `threads` of a split read: plans the read in its own
+/// snapshot, then reads chunks `thread`, `thread + threads`, … of the rowid
+/// range. It stops when the reader is dropped (a send fails).
+fn produce_part(
+    db: &Database,
+    request: &Request,
+    table: &str,
+    (thread, threads): (usize, usize),
+    tx: &SyncSender<Part>,
+) {
+    let outcome = db.read(|conn| {
+        // The first read fixes the snapshot; the change log's head names it.
+        let seq: i64 = conn
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
+            .query_row([], |r| r.get(0))?;
+        let plan = Plan::new(conn, request)?;
+        let schema = plan.schema.clone();
+        if tx.send(Part::Ready { schema, seq }).is_err() {
+            return Ok(());
+        }
+        let (first, last) = rowid_range(conn, table)?;
+        let width = i64::try_from(plan.batch_size).unwrap_or(i64::MAX);
+        let stride = width.saturating_mul(threads as i64);
+        let mut lo = first.saturating_add(width.saturating_mul(thread as i64));
+        while lo <= last {
+            let mut open = true;
+            plan.run(conn, (lo - 1, lo.saturating_add(width)), None, |batch| {
+                // A chunk without rows sends nothing; the reader makes the
+                // one empty batch of an empty read.
+                open = batch.num_rows() == 0 || tx.send(Part::Batch(batch)).is_ok();
+                open
+            })?;
+            if !open || tx.send(Part::ChunkDone).is_err() {
+                return Ok(());
+            }
+            lo = lo.saturating_add(stride);
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        let _ = tx.send(Part::Failed(e));
+    }
+}
+
+/// One thread of a split read.
+struct PartStream {
+    rx: Option<Receiver<Part>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for PartStream {
+    /// As [`Stream`]'s: stops the thread and waits for it.
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -403,6 +579,15 @@ impl fmt::Debug for TableReader {
 enum Source {
     /// A file database: batches from the producer thread.
     Stream(Stream),
+    /// A large read of a file database: batches from several threads,
+    /// chunk `chunk` from thread `chunk % threads`.
+    Parallel {
+        parts: Vec<PartStream>,
+        chunk: usize,
+        /// Whether a batch was handed out (an empty read yields one).
+        yielded: bool,
+        done: bool,
+    },
     /// An in-memory database: one read per batch.
     Pages {
         db: Arc<Database>,
@@ -467,6 +652,44 @@ impl Iterator for TableReader {
                     }
                 }
             }
+            Source::Parallel {
+                parts,
+                chunk,
+                yielded,
+                done,
+            } => loop {
+                if *done {
+                    return None;
+                }
+                let part = &parts[*chunk % parts.len()];
+                match part.rx.as_ref().map(Receiver::recv) {
+                    Some(Ok(Part::Batch(batch))) => {
+                        *yielded = true;
+                        return Some(Ok(batch));
+                    }
+                    Some(Ok(Part::ChunkDone)) => *chunk += 1,
+                    Some(Ok(Part::Failed(e))) => {
+                        *done = true;
+                        return Some(Err(external(e)));
+                    }
+                    Some(Ok(Part::Ready { .. })) => {
+                        *done = true;
+                        return Some(Err(external(Error::Storage(
+                            "the table reader got an unexpected message".into(),
+                        ))));
+                    }
+                    // The thread of this chunk finished: there is no such
+                    // chunk, so every chunk was read.
+                    Some(Err(_)) | None => {
+                        *done = true;
+                        if !*yielded {
+                            *yielded = true;
+                            return Some(Ok(RecordBatch::new_empty(self.schema.clone())));
+                        }
+                        return None;
+                    }
+                }
+            },
             Source::Pages {
                 db,
                 plan,
@@ -479,7 +702,7 @@ impl Iterator for TableReader {
                     let first = *after == i64::MIN;
                     let page = db.read(|conn| {
                         let mut rows = 0;
-                        let last = plan.run(conn, *after, Some(limit), |batch| {
+                        let last = plan.run(conn, (*after, i64::MAX), Some(limit), |batch| {
                             rows += batch.num_rows();
                             pending.push_back(batch);
                             true
@@ -649,11 +872,12 @@ struct Plan {
     attributes: HashMap<String, usize>,
     /// The Arrow columns of the attributes, in order.
     attribute_columns: Vec<usize>,
-    /// The statement without `LIMIT`; the rowid bound is parameter
-    /// `after_param` (1-based).
+    /// The statement without `LIMIT`; the rowid bounds are parameters
+    /// `after_param` and `before_param` (1-based; both exclusive).
     sql: String,
     params: Vec<Value>,
     after_param: usize,
+    before_param: usize,
     batch_size: usize,
     customer_ids: CustomerIds,
 }
@@ -797,10 +1021,15 @@ impl Plan {
                 conditions.push(format!("{column} < {}", param(&mut params, until)));
             }
         }
+        // Every row of the table: no condition but the rowid bounds.
+        let whole = conditions.is_empty();
         let rowid = format!("{alias}.rowid");
         let after = param(&mut params, i64::MIN);
         let after_param = params.len();
         conditions.push(format!("{rowid} > {after}"));
+        let before = param(&mut params, i64::MAX);
+        let before_param = params.len();
+        conditions.push(format!("{rowid} < {before}"));
 
         let mut defs: Vec<ColumnDef> = Vec::new();
         let mut attribute_defs = Vec::new();
@@ -825,9 +1054,8 @@ impl Plan {
         // A whole table much larger than the customers: their ids are looked
         // up in memory rather than by a subquery per row.
         let mut amount = None;
-        let dense_ids = request.table != Table::Customers
-            && conditions.len() == 1
-            && CustomerIds::worth_it(conn, table)?;
+        let dense_ids =
+            request.table != Table::Customers && whole && CustomerIds::worth_it(conn, table)?;
         let mut add = |name: String, kind: Kind, nullable: bool, fields: &mut Vec<Field>| {
             fields.push(Field::new(name, kind.data_type(), nullable));
             kinds.push(kind);
@@ -889,23 +1117,26 @@ impl Plan {
             sql,
             params,
             after_param,
+            before_param,
             batch_size: request.batch_size,
             customer_ids: CustomerIds::default(),
         })
     }
 
-    /// Reads the rows after rowid `after` (at most `limit` of them), calling
-    /// `sink` with each batch until it returns `false`; returns the rowid of
-    /// the last row read. Yields one empty batch when there are no rows.
+    /// Reads the rows with a rowid between `after` and `before` (both
+    /// exclusive; at most `limit` of them), calling `sink` with each batch
+    /// until it returns `false`; returns the rowid of the last row read.
+    /// Yields one empty batch when there are no rows.
     fn run(
         &self,
         conn: &Connection,
-        after: i64,
+        (after, before): (i64, i64),
         limit: Option<usize>,
         mut sink: impl FnMut(RecordBatch) -> bool,
     ) -> Result<i64> {
         let mut params = self.params.clone();
         params[self.after_param - 1] = Value::Integer(after);
+        params[self.before_param - 1] = Value::Integer(before);
         let mut stmt = match limit {
             Some(n) => conn.prepare_cached(&format!("{} LIMIT {n}", self.sql))?,
             None => conn.prepare_cached(&self.sql)?,
@@ -1543,5 +1774,142 @@ impl<'de> Visitor<'de> for AttributeSeed<'_> {
             _ => return Err(mismatch()),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InteractionKind, NewCustomer, NewInteraction};
+    use arrow_array::Array;
+
+    /// A file CRM with `customers` customers and, for each, `each`
+    /// purchases of increasing amounts, logged customer by customer.
+    fn store(dir: &tempfile::TempDir, customers: usize, each: i64) -> Crm {
+        let crm = Crm::open(dir.path().join("crm.db")).unwrap();
+        let ids: Vec<_> = (0..customers)
+            .map(|i| {
+                crm.create_customer(NewCustomer {
+                    name: Some(format!("Customer {i}")),
+                    ..Default::default()
+                })
+                .unwrap()
+                .id
+            })
+            .collect();
+        let log = ids.iter().enumerate().flat_map(|(c, id)| {
+            (0..each).map(move |k| NewInteraction {
+                amount_minor: Some(c as i64 * 1_000 + k),
+                currency: Some("EUR".into()),
+                ..NewInteraction::new(*id, InteractionKind::Purchase)
+            })
+        });
+        crm.import_interactions(log, &Default::default(), None)
+            .unwrap();
+        crm
+    }
+
+    fn request(batch_size: usize, filter: Option<&str>) -> Request {
+        let options = ReadOptions {
+            batch_size,
+            filter: filter.map(FilterRef::Text),
+            ..ReadOptions::default()
+        };
+        Request::new(Table::Interactions, &options).unwrap()
+    }
+
+    /// The `amount_minor` column of every batch, and the batch sizes.
+    fn amounts(reader: TableReader) -> (Vec<Option<i64>>, Vec<usize>) {
+        let (mut values, mut sizes) = (Vec::new(), Vec::new());
+        for batch in reader {
+            let batch = batch.unwrap();
+            sizes.push(batch.num_rows());
+            let column = batch.column_by_name("amount_minor").unwrap();
+            let column = column
+                .as_any()
+                .downcast_ref::<arrow_array::Int64Array>()
+                .unwrap();
+            values.extend((0..column.len()).map(|i| column.is_valid(i).then(|| column.value(i))));
+        }
+        (values, sizes)
+    }
+
+    fn parallel(crm: &Crm, request: Request) -> TableReader {
+        match crm.read_in_parallel(request, 0).unwrap() {
+            Ok(reader) => {
+                assert!(matches!(reader.source, Source::Parallel { .. }));
+                reader
+            }
+            Err(_) => panic!("the read was not split"),
+        }
+    }
+
+    #[test]
+    fn a_split_read_gives_the_rows_of_one_thread_in_storage_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let crm = store(&dir, 40, 25);
+        let single = crm
+            .read_table(
+                Table::Interactions,
+                &ReadOptions {
+                    batch_size: 64,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let (expected, _) = amounts(single);
+        assert_eq!(expected.len(), 1_000);
+        let (got, sizes) = amounts(parallel(&crm, request(64, None)));
+        assert_eq!(got, expected);
+        assert!(sizes.iter().all(|&n| (1..=64).contains(&n)), "{sizes:?}");
+    }
+
+    #[test]
+    fn a_split_read_with_a_filter_skips_chunks_without_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let crm = store(&dir, 40, 25);
+        // Customers 10 and 30 only: most chunks are empty.
+        let filter = r#"name in ("Customer 10", "Customer 30")"#;
+        let (got, _) = amounts(parallel(&crm, request(7, Some(filter))));
+        let expected: Vec<_> = [10_i64, 30]
+            .iter()
+            .flat_map(|c| (0..25).map(move |k| Some(c * 1_000 + k)))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_split_read_that_matches_nothing_yields_one_empty_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let crm = store(&dir, 10, 10);
+        let (got, sizes) = amounts(parallel(&crm, request(8, Some(r#"name = "nobody""#))));
+        assert!(got.is_empty());
+        assert_eq!(sizes, vec![0]);
+    }
+
+    #[test]
+    fn dropping_a_split_read_midway_stops_its_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let crm = store(&dir, 20, 20);
+        let mut reader = parallel(&crm, request(5, None));
+        assert_eq!(reader.next().unwrap().unwrap().num_rows(), 5);
+        drop(reader);
+        // The connections are back: a write and a read go through.
+        crm.create_customer(NewCustomer {
+            name: Some("After".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(crm.count_customers().unwrap(), 21);
+    }
+
+    #[test]
+    fn small_tables_are_read_by_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let crm = store(&dir, 5, 5);
+        let reader = crm
+            .read_table(Table::Interactions, &ReadOptions::default())
+            .unwrap();
+        assert!(matches!(reader.source, Source::Stream(_)));
     }
 }
