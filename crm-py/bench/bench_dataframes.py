@@ -2,7 +2,7 @@
 same run on the same rows.
 
     python3 crm-py/bench/bench_dataframes.py [--customers 1000000]
-        [--interactions 10000000] [--store PATH] [--skip-read-sql]
+        [--interactions 10000000] [--store PATH] [--skip-read-sql] [--skip-import]
 
 Import (the customers are a seeded pandas DataFrame: external id, first and
 last name, email, phone, country and lifecycle stage as categoricals, tags
@@ -211,6 +211,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--store", help="the CRM file to read (built when missing)")
     parser.add_argument("--skip-read-sql", action="store_true", help="skip pandas.read_sql")
+    parser.add_argument(
+        "--skip-import", action="store_true", help="only the reads (of an existing --store)"
+    )
     args = parser.parse_args()
     print(f"# crm DataFrames: {args.customers:,} customers, {args.interactions:,} interactions")
 
@@ -221,9 +224,14 @@ def main() -> None:
     )
     work = tempfile.mkdtemp(prefix="crm-bench-")
     customers = customers_frame(args.customers, args.seed)
+    if not args.skip_import:
+        import_customers(customers, work)
+    read_interactions(args, customers, work)
+
+
+def import_customers(customers: pd.DataFrame, work: str) -> None:
     csv_path = os.path.join(work, "customers.csv")
     customers.assign(tags=customers["tags"].map(";".join)).to_csv(csv_path, index=False)
-
     print("\n## Import customers")
     crm_import = in_child(import_crm, customers, os.path.join(work, "crm.db"))
     rust_import = in_child(import_rust, csv_path, os.path.join(work, "rust.db"))
@@ -239,6 +247,8 @@ def main() -> None:
         f"{sqlite_import['seconds'] / crm_import['seconds']:.2f}× (target ≥ 2)"
     )
 
+
+def read_interactions(args: argparse.Namespace, customers: pd.DataFrame, work: str) -> None:
     print("\n## Read interactions")
     store = args.store or os.path.join(work, "store.db")
     if not os.path.exists(store):
