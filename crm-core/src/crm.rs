@@ -258,6 +258,7 @@ impl Crm {
             context: ChangeContext {
                 actor: Some(actor.into()),
                 source: source.map(str::to_string),
+                ..ChangeContext::default()
             },
             ..self.clone()
         }

@@ -82,6 +82,16 @@ pub enum Error {
     /// Reading or writing a file or stream failed.
     #[error("i/o error: {0}")]
     Io(String),
+    /// A rule could not run: its host event handler failed or panicked, or
+    /// its actions cascaded too deep or in a cycle. The write that triggered
+    /// it was rolled back whole.
+    #[error("rule '{rule}': {reason}; nothing was changed")]
+    Rule {
+        /// The rule's name.
+        rule: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Any other storage failure.
     #[error("storage error: {0}")]
     Storage(String),

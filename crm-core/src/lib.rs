@@ -42,6 +42,7 @@ pub mod import;
 pub mod insights;
 pub mod model;
 pub mod page;
+pub mod rules;
 pub mod segment;
 pub mod synth;
 

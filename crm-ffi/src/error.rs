@@ -92,6 +92,16 @@ pub enum CrmError {
         /// What failed (the kind of failure, never the path).
         message: String,
     },
+    /// A rule could not run: its host event handler failed or threw, or its
+    /// actions cascaded too deep or in a cycle. The write that triggered it
+    /// was rolled back whole.
+    #[error("rule '{rule}': {reason}; nothing was changed")]
+    Rule {
+        /// The rule's name.
+        rule: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Any other storage failure.
     #[error("storage error: {message}")]
     Storage {
@@ -138,6 +148,7 @@ impl From<CoreError> for CrmError {
             CoreError::Closed => CrmError::Closed,
             CoreError::Io(message) => CrmError::Io { message },
             CoreError::Storage(message) => CrmError::Storage { message },
+            CoreError::Rule { rule, reason } => CrmError::Rule { rule, reason },
             // crm-core's error is non-exhaustive: a kind added there reaches
             // the host as Internal until this binding learns it.
             other => CrmError::Internal {

@@ -1459,6 +1459,18 @@ pub enum EntityKind {
     /// A customer entering (`Created`) or leaving (`Deleted`) a segment: the
     /// entry's id is the customer's and its `fields` hold the segment's name.
     SegmentMember,
+    /// A sales pipeline's definition.
+    Pipeline,
+    /// A deal.
+    Deal,
+    /// A task.
+    Task,
+    /// A rule's definition.
+    Rule,
+    /// An assignment team.
+    Team,
+    /// The lifecycle configuration.
+    Settings,
 }
 
 impl From<CoreEntityKind> for EntityKind {
@@ -1469,6 +1481,12 @@ impl From<CoreEntityKind> for EntityKind {
             CoreEntityKind::Consent => EntityKind::Consent,
             CoreEntityKind::Segment => EntityKind::Segment,
             CoreEntityKind::SegmentMember => EntityKind::SegmentMember,
+            CoreEntityKind::Pipeline => EntityKind::Pipeline,
+            CoreEntityKind::Deal => EntityKind::Deal,
+            CoreEntityKind::Task => EntityKind::Task,
+            CoreEntityKind::Rule => EntityKind::Rule,
+            CoreEntityKind::Team => EntityKind::Team,
+            CoreEntityKind::Settings => EntityKind::Settings,
         }
     }
 }
@@ -1513,6 +1531,8 @@ pub struct Change {
     pub actor: Option<String>,
     /// Through what.
     pub source: Option<String>,
+    /// The rule whose action made the change, if a rule made it.
+    pub rule: Option<String>,
 }
 
 impl From<CoreChange> for Change {
@@ -1526,6 +1546,7 @@ impl From<CoreChange> for Change {
             fields: c.fields,
             actor: c.actor,
             source: c.source,
+            rule: c.rule,
         }
     }
 }

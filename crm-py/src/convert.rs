@@ -174,6 +174,7 @@ pub fn change<'py>(py: Python<'py>, c: &Change) -> PyResult<Bound<'py, PyDict>> 
     d.set_item(intern!(py, "fields"), &c.fields)?;
     d.set_item(intern!(py, "actor"), &c.actor)?;
     d.set_item(intern!(py, "source"), &c.source)?;
+    d.set_item(intern!(py, "rule"), &c.rule)?;
     Ok(d)
 }
 

@@ -62,6 +62,12 @@ create_exception!(
 create_exception!(crm, ClosedError, CrmError, "The handle was closed.");
 create_exception!(
     crm,
+    RuleError,
+    CrmError,
+    "A rule could not run: its host event handler failed or raised, or its actions cascaded too deep or in a cycle. `rule` names it, `reason` says what went wrong; the write that triggered it was rolled back whole."
+);
+create_exception!(
+    crm,
     StorageError,
     CrmError,
     "Any other storage or file I/O failure."
@@ -80,6 +86,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<CorruptDatabaseError>(),
         py.get_type::<BusyError>(),
         py.get_type::<ClosedError>(),
+        py.get_type::<RuleError>(),
         py.get_type::<StorageError>(),
     ] {
         m.add(class.name()?, class)?;
@@ -153,6 +160,11 @@ pub fn to_py_err(err: crm_core::Error) -> PyErr {
             E::Corrupt => CorruptDatabaseError::new_err(message),
             E::Busy => BusyError::new_err(message),
             E::Closed => ClosedError::new_err(message),
+            E::Rule { rule, reason } => with(
+                py,
+                RuleError::new_err(message),
+                [("rule", text(&rule)), ("reason", text(&reason))],
+            ),
             E::Io(_) | E::Storage(_) => StorageError::new_err(message),
             // `Error` is non-exhaustive: a variant added later is still a CrmError.
             _ => CrmError::new_err(message),

@@ -22,7 +22,7 @@ pub(crate) fn append(
         Some(serde_json::to_string(fields).map_err(|e| Error::Storage(e.to_string()))?)
     };
     conn.prepare_cached(
-        "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         to_micros(at),
@@ -31,7 +31,8 @@ pub(crate) fn append(
         op.as_str(),
         fields,
         ctx.actor,
-        ctx.source
+        ctx.source,
+        ctx.rule
     ])?;
     Ok(())
 }
@@ -57,6 +58,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> Result<Change> {
         },
         actor: row.get("actor")?,
         source: row.get("source")?,
+        rule: row.get("rule")?,
     })
 }
 

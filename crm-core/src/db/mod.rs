@@ -71,6 +71,12 @@ pub(crate) fn table_of(kind: EntityKind) -> &'static str {
         EntityKind::Consent => "consents",
         EntityKind::Segment => "segments",
         EntityKind::SegmentMember => "segment_members",
+        EntityKind::Pipeline => "pipelines",
+        EntityKind::Deal => "deals",
+        EntityKind::Task => "tasks",
+        EntityKind::Rule => "rules",
+        EntityKind::Team => "teams",
+        EntityKind::Settings => "settings",
     }
 }
 
@@ -92,17 +98,17 @@ pub(crate) fn finish_bulk(
 ) -> Result<()> {
     let table = table_of(entity);
     conn.prepare_cached(&format!(
-        "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) \
-         SELECT created_at, ?, id, 'created', NULL, ?, ? FROM {table} WHERE rowid >= ? ORDER BY rowid"
+        "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source, rule) \
+         SELECT created_at, ?, id, 'created', NULL, ?, ?, ? FROM {table} WHERE rowid >= ? ORDER BY rowid"
     ))?
-    .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, first_rowid])?;
+    .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, ctx.rule, first_rowid])?;
     match entity {
         EntityKind::Customer => search::index_customers_from(conn, first_rowid),
         EntityKind::Interaction => {
             derived::add_interactions_from(conn, first_rowid)?;
             search::index_interactions_from(conn, first_rowid)
         }
-        EntityKind::Consent | EntityKind::Segment | EntityKind::SegmentMember => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_search.sql"),
     include_str!("migrations/0003_segments.sql"),
     include_str!("migrations/0004_analytics.sql"),
+    include_str!("migrations/0005_workflow.sql"),
 ];
 
 /// The schema version this library writes.

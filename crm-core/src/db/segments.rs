@@ -385,22 +385,22 @@ pub(crate) fn materialize(
     let at = to_micros(now);
     let entered = conn
         .prepare_cached(
-            "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) \
-             SELECT ?1, 'segment_member', c.id, 'created', ?2, ?3, ?4 \
+            "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source, rule) \
+             SELECT ?1, 'segment_member', c.id, 'created', ?2, ?3, ?4, ?6 \
              FROM temp.segment_eval e JOIN customers c ON c.rowid = e.customer_rowid \
              WHERE e.customer_rowid NOT IN (SELECT customer_rowid FROM segment_members WHERE segment_rowid = ?5) \
              ORDER BY e.customer_rowid",
         )?
-        .execute(params![at, fields, ctx.actor, ctx.source, segment_rowid])?;
+        .execute(params![at, fields, ctx.actor, ctx.source, segment_rowid, ctx.rule])?;
     let left = conn
         .prepare_cached(
-            "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source) \
-             SELECT ?1, 'segment_member', c.id, 'deleted', ?2, ?3, ?4 \
+            "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source, rule) \
+             SELECT ?1, 'segment_member', c.id, 'deleted', ?2, ?3, ?4, ?6 \
              FROM segment_members m JOIN customers c ON c.rowid = m.customer_rowid \
              WHERE m.segment_rowid = ?5 AND m.customer_rowid NOT IN (SELECT customer_rowid FROM temp.segment_eval) \
              ORDER BY m.customer_rowid",
         )?
-        .execute(params![at, fields, ctx.actor, ctx.source, segment_rowid])?;
+        .execute(params![at, fields, ctx.actor, ctx.source, segment_rowid, ctx.rule])?;
     conn.prepare_cached(
         "DELETE FROM segment_members WHERE segment_rowid = ?1 \
          AND customer_rowid NOT IN (SELECT customer_rowid FROM temp.segment_eval)",

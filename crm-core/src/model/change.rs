@@ -20,6 +20,18 @@ pub enum EntityKind {
     /// entry's id is the customer's and its `fields` hold the segment's
     /// name.
     SegmentMember,
+    /// A sales pipeline's definition.
+    Pipeline,
+    /// A deal.
+    Deal,
+    /// A task.
+    Task,
+    /// A rule's definition (created, changed, enabled or disabled, deleted).
+    Rule,
+    /// An assignment team.
+    Team,
+    /// The lifecycle configuration (its id is all zeros).
+    Settings,
 }
 
 impl EntityKind {
@@ -31,6 +43,12 @@ impl EntityKind {
             EntityKind::Consent => "consent",
             EntityKind::Segment => "segment",
             EntityKind::SegmentMember => "segment_member",
+            EntityKind::Pipeline => "pipeline",
+            EntityKind::Deal => "deal",
+            EntityKind::Task => "task",
+            EntityKind::Rule => "rule",
+            EntityKind::Team => "team",
+            EntityKind::Settings => "settings",
         }
     }
 
@@ -41,6 +59,12 @@ impl EntityKind {
             "consent" => Some(EntityKind::Consent),
             "segment" => Some(EntityKind::Segment),
             "segment_member" => Some(EntityKind::SegmentMember),
+            "pipeline" => Some(EntityKind::Pipeline),
+            "deal" => Some(EntityKind::Deal),
+            "task" => Some(EntityKind::Task),
+            "rule" => Some(EntityKind::Rule),
+            "team" => Some(EntityKind::Team),
+            "settings" => Some(EntityKind::Settings),
             _ => None,
         }
     }
@@ -98,6 +122,8 @@ pub struct Change {
     pub actor: Option<String>,
     /// Through what (an app, an import, a sync).
     pub source: Option<String>,
+    /// The rule whose action made the change, if a rule made it.
+    pub rule: Option<String>,
 }
 
 /// Who is making changes, recorded with each change-log entry.
@@ -107,6 +133,11 @@ pub struct ChangeContext {
     pub actor: Option<String>,
     /// The application or channel.
     pub source: Option<String>,
+    /// The rule on whose behalf changes are made; set by the rules engine.
+    pub rule: Option<String>,
+    /// Whether the changes come from an import (recorded as the cause of
+    /// lifecycle transitions).
+    pub importing: bool,
 }
 
 /// Told about every committed write: a UI list refreshes, a sync worker

@@ -93,3 +93,27 @@ id_type!(
     SegmentId,
     "segment_id"
 );
+
+id_type!(
+    /// The id of a sales pipeline.
+    PipelineId,
+    "pipeline_id"
+);
+
+id_type!(
+    /// The id of a deal (an opportunity in a pipeline).
+    DealId,
+    "deal_id"
+);
+
+id_type!(
+    /// The id of a task.
+    TaskId,
+    "task_id"
+);
+
+id_type!(
+    /// The id of a rule.
+    RuleId,
+    "rule_id"
+);

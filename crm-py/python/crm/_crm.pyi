@@ -128,6 +128,14 @@ class BusyError(CrmError):
 class ClosedError(CrmError):
     """The handle was closed."""
 
+class RuleError(CrmError):
+    """A rule could not run (its host event handler failed or raised, or its
+    actions cascaded too deep or in a cycle); `rule` names it, `reason` says
+    what went wrong. The write that triggered it was rolled back whole."""
+
+    rule: str
+    reason: str
+
 class StorageError(CrmError):
     """Any other storage or file I/O failure."""
 

@@ -192,12 +192,25 @@ class Change(TypedDict):
 
     seq: int
     at: datetime.datetime
-    entity: Literal["customer", "interaction", "consent", "segment", "segment_member"]
+    entity: Literal[
+        "customer",
+        "interaction",
+        "consent",
+        "segment",
+        "segment_member",
+        "pipeline",
+        "deal",
+        "task",
+        "rule",
+        "team",
+        "settings",
+    ]
     entity_id: str
     op: Literal["created", "updated", "deleted"]
     fields: list[str]
     actor: str | None
     source: str | None
+    rule: str | None
 
 
 class SearchHit(TypedDict):
