@@ -14,6 +14,7 @@ use crate::model::customer::{AttributeType, Customer, CustomerPatch, NewCustomer
 use crate::model::ids::{ConsentId, CustomerId, InteractionId};
 use crate::model::interaction::{Interaction, InteractionKind, NewInteraction};
 use crate::page::{self, Page};
+use crate::rules::Event;
 
 pub use crate::db::customers::CustomerSort;
 
@@ -61,6 +62,7 @@ pub struct Crm {
     pub(crate) db: Arc<Database>,
     pub(crate) normalizer: Arc<Normalizer>,
     pub(crate) context: ChangeContext,
+    pub(crate) rules: Arc<crate::rules::RulesState>,
 }
 
 impl std::fmt::Debug for Crm {
@@ -240,6 +242,7 @@ impl Crm {
             db: Arc::new(db),
             normalizer: Arc::new(Normalizer { default_region }),
             context: ChangeContext::default(),
+            rules: Arc::default(),
         })
     }
 
@@ -282,7 +285,11 @@ impl Crm {
     pub fn create_customer(&self, new: NewCustomer) -> Result<Customer> {
         let mut customer = self.normalizer.new_customer(&new, Self::now())?;
         self.db.write(|tx| {
-            db::customers::insert(tx, &self.context, &mut customer, None)?;
+            let rowid = db::customers::insert(tx, &self.context, &mut customer, None)?;
+            if crate::rules::fire(self, tx, Event::CustomerCreated { rowid })? {
+                customer = db::customers::get_by_rowid(tx, rowid)?
+                    .ok_or(Error::NotFound { entity: "customer" })?;
+            }
             Ok(())
         })?;
         Ok(customer)
@@ -329,6 +336,11 @@ impl Crm {
                 .apply_patch(&mut customer, patch, Self::now())?;
             if !changed.is_empty() {
                 db::customers::update(tx, &self.context, rowid, &mut customer, &changed)?;
+                let fields = changed.iter().map(|f| f.to_string()).collect();
+                if crate::rules::fire(self, tx, Event::CustomerUpdated { rowid, fields })? {
+                    customer = db::customers::get_by_rowid(tx, rowid)?
+                        .ok_or(Error::NotFound { entity: "customer" })?;
+                }
             }
             Ok(customer)
         })
@@ -349,8 +361,27 @@ impl Crm {
     /// email point at two different customers, nothing is written and
     /// [`Error::Conflict`] is returned.
     pub fn upsert_customer(&self, new: NewCustomer) -> Result<Upserted> {
-        self.db
-            .write(|tx| upsert(tx, &self.normalizer, &self.context, &new))
+        self.db.write(|tx| {
+            let (mut done, rowid, changed) =
+                upsert_tracked(tx, &self.normalizer, &self.context, &new)?;
+            let event = if done.created {
+                Some(Event::CustomerCreated { rowid })
+            } else if !changed.is_empty() {
+                Some(Event::CustomerUpdated {
+                    rowid,
+                    fields: changed.iter().map(|f| f.to_string()).collect(),
+                })
+            } else {
+                None
+            };
+            if let Some(event) = event
+                && crate::rules::fire(self, tx, event)?
+            {
+                done.customer = db::customers::get_by_rowid(tx, rowid)?
+                    .ok_or(Error::NotFound { entity: "customer" })?;
+            }
+            Ok(done)
+        })
     }
 
     /// One page of customers.
@@ -452,6 +483,14 @@ impl Crm {
         let customer_id = self.db.write(|tx| {
             let (rowid, customer_id) = db::interactions::resolve_customer(tx, &new.customer)?;
             db::interactions::insert(tx, &self.context, rowid, &valid, id, now, false)?;
+            crate::rules::fire(
+                self,
+                tx,
+                Event::InteractionLogged {
+                    customer_rowid: rowid,
+                    kind: valid.kind.clone(),
+                },
+            )?;
             Ok(customer_id)
         })?;
         Ok(Interaction {
@@ -689,13 +728,15 @@ impl Crm {
     }
 }
 
-/// Create-or-update; shared by [`Crm::upsert_customer`] and imports.
-pub(crate) fn upsert(
+/// Create-or-update, shared by [`Crm::upsert_customer`] and imports; also
+/// returns the customer's rowid and the fields an update changed (what
+/// rules react to).
+pub(crate) fn upsert_tracked(
     tx: &rusqlite::Connection,
     normalizer: &Normalizer,
     context: &ChangeContext,
     new: &NewCustomer,
-) -> Result<Upserted> {
+) -> Result<(Upserted, i64, Vec<&'static str>)> {
     let now = Crm::now();
     let mut candidate = normalizer.new_customer(new, now)?;
     let by_external = match &candidate.external_id {
@@ -720,11 +761,15 @@ pub(crate) fn upsert(
         (None, b) => b,
     };
     let Some((rowid, _)) = target else {
-        db::customers::insert(tx, context, &mut candidate, None)?;
-        return Ok(Upserted {
-            customer: candidate,
-            created: true,
-        });
+        let rowid = db::customers::insert(tx, context, &mut candidate, None)?;
+        return Ok((
+            Upserted {
+                customer: candidate,
+                created: true,
+            },
+            rowid,
+            Vec::new(),
+        ));
     };
     let mut stored =
         db::customers::get_by_rowid(tx, rowid)?.ok_or(Error::NotFound { entity: "customer" })?;
@@ -759,8 +804,12 @@ pub(crate) fn upsert(
     if !changed.is_empty() {
         db::customers::update(tx, context, rowid, &mut stored, &changed)?;
     }
-    Ok(Upserted {
-        customer: stored,
-        created: false,
-    })
+    Ok((
+        Upserted {
+            customer: stored,
+            created: false,
+        },
+        rowid,
+        changed,
+    ))
 }

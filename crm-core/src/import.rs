@@ -28,7 +28,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::crm::{Crm, upsert};
+use crate::crm::{Crm, upsert_tracked};
 use crate::db::{self, Bulk};
 use crate::error::{Error, Result};
 use crate::model::change::EntityKind;
@@ -898,7 +898,11 @@ impl Crm {
                 if let Some(ext) = organization_external_id {
                     customer.organization_id = Some(organization(&ext)?);
                 }
-                db::customers::insert(tx, &self.context, &mut customer, bulk)?;
+                let bulk_insert = bulk.is_some();
+                let rowid = db::customers::insert(tx, &self.context, &mut customer, bulk)?;
+                if !bulk_insert {
+                    crate::rules::fire(self, tx, crate::rules::Event::CustomerCreated { rowid })?;
+                }
                 Ok(Applied::Inserted)
             }
             PreparedCustomer::Upsert(row) => {
@@ -906,7 +910,18 @@ impl Crm {
                 if let Some(ext) = row.organization_external_id {
                     new.organization_id = Some(organization(&ext)?);
                 }
-                let done = upsert(tx, &self.normalizer, &self.context, &new)?;
+                let (done, rowid, changed) =
+                    upsert_tracked(tx, &self.normalizer, &self.context, &new)?;
+                if done.created {
+                    crate::rules::fire(self, tx, crate::rules::Event::CustomerCreated { rowid })?;
+                } else if !changed.is_empty() {
+                    let fields = changed.iter().map(|f| f.to_string()).collect();
+                    crate::rules::fire(
+                        self,
+                        tx,
+                        crate::rules::Event::CustomerUpdated { rowid, fields },
+                    )?;
+                }
                 Ok(if done.created {
                     Applied::Inserted
                 } else {
@@ -923,21 +938,35 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
+        // Changes made by an import say so (lifecycle transitions record it
+        // as their cause).
+        let importer = Crm {
+            context: crate::model::change::ChangeContext {
+                importing: true,
+                ..self.context.clone()
+            },
+            ..self.clone()
+        };
+        // Rules that react to new customers see each row as it is written,
+        // logged and indexed; without any, rows are written in bulk.
+        let rules = self
+            .db
+            .read(|conn| crate::rules::engine::wants_created_customers(self, conn))?;
         run(
-            self,
+            &importer,
             rows,
             options,
             progress,
             EntityKind::Customer,
             // Upserts may touch a row twice in one import, so they log and
             // index each change as it happens.
-            !options.upsert,
+            !options.upsert && !rules,
             |value| {
                 let row =
                     to_row(value).map_err(|(field, reason)| Error::Validation { field, reason })?;
-                self.prepare_customer(row, options.upsert)
+                importer.prepare_customer(row, options.upsert)
             },
-            |tx, bulk, prepared| self.apply_customer(tx, bulk.as_mut(), prepared),
+            |tx, bulk, prepared| importer.apply_customer(tx, bulk.as_mut(), prepared),
         )
     }
 
@@ -948,13 +977,19 @@ impl Crm {
         options: &ImportOptions,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<ImportReport> {
+        // Rules that react to interactions see each row as it is written
+        // (with the customer's totals up to date); without any, rows are
+        // written in bulk.
+        let rules = self
+            .db
+            .read(|conn| crate::rules::engine::wants_interactions(self, conn))?;
         run(
             self,
             rows,
             options,
             progress,
             EntityKind::Interaction,
-            true,
+            !rules,
             |value| {
                 let new =
                     to_new(value).map_err(|(field, reason)| Error::Validation { field, reason })?;
@@ -971,7 +1006,7 @@ impl Crm {
                 // Exports and event logs list a customer's interactions
                 // together: remember the last customer looked up.
                 let mut last: Option<(CustomerRef, i64)> = None;
-                move |tx, _, (customer, valid)| {
+                move |tx, bulk, (customer, valid)| {
                     let rowid = match &last {
                         Some((seen, rowid)) if *seen == customer => *rowid,
                         _ => {
@@ -987,8 +1022,18 @@ impl Crm {
                         &valid,
                         InteractionId::new(),
                         Crm::now(),
-                        true,
+                        bulk.is_some(),
                     )?;
+                    if bulk.is_none() {
+                        crate::rules::fire(
+                            self,
+                            tx,
+                            crate::rules::Event::InteractionLogged {
+                                customer_rowid: rowid,
+                                kind: valid.kind.clone(),
+                            },
+                        )?;
+                    }
                     Ok(Applied::Inserted)
                 }
             },

@@ -35,11 +35,13 @@ pub mod analytics;
 pub mod arrow;
 mod crm;
 mod db;
+pub mod deals;
 pub mod error;
 pub mod export;
 pub mod filter;
 pub mod import;
 pub mod insights;
+pub mod lifecycle;
 pub mod model;
 pub mod page;
 pub mod rules;
@@ -55,12 +57,23 @@ pub use crate::error::{Error, Result};
 pub use crate::insights::{
     CohortQuery, CustomerScores, Period, Satisfaction, SatisfactionQuery, ScoreOptions, ScoreRun,
 };
+pub use crate::lifecycle::{
+    FunnelStep, LifecycleConfig, LifecycleStage, StageCount, StageTime, StageTransition,
+    TransitionCause,
+};
 pub use crate::model::change::{Change, ChangeContext, ChangeListener, ChangeOp, EntityKind};
 pub use crate::model::consent::{ConsentRecord, ConsentStatus, LegalBasis, NewConsent};
 pub use crate::model::customer::{
     Address, AttributeType, AttributeValue, Customer, CustomerKind, CustomerPatch, NewCustomer,
 };
-pub use crate::model::ids::{ConsentId, CustomerId, InteractionId, SegmentId};
+pub use crate::model::deal::{
+    Deal, DealPatch, DealQuery, DealStageChange, DealStatus, Forecast, ForecastQuery,
+    ForecastStage, NewDeal, NewPipeline, NewTask, Pipeline, PipelineStage, Priority, Task,
+    TaskPatch, TaskQuery, TaskStatus,
+};
+pub use crate::model::ids::{
+    ConsentId, CustomerId, DealId, InteractionId, PipelineId, SegmentId, TaskId,
+};
 pub use crate::model::interaction::{
     CustomerRef, Direction, Interaction, InteractionKind, NewInteraction,
 };

@@ -458,7 +458,17 @@ impl Crm {
         let now = Crm::now();
         self.db.write(|tx| {
             let (rowid, segment) = Crm::static_segment(tx, name)?;
-            db::segments::add_members(tx, &self.context, rowid, &segment.name, customers, now)
+            if !crate::rules::engine::wants_segment(self, tx, &segment.name)? {
+                return db::segments::add_members(
+                    tx,
+                    &self.context,
+                    rowid,
+                    &segment.name,
+                    customers,
+                    now,
+                );
+            }
+            self.members_one_by_one(tx, rowid, &segment.name, customers, now, true)
         })
     }
 
@@ -467,8 +477,69 @@ impl Crm {
         let now = Crm::now();
         self.db.write(|tx| {
             let (rowid, segment) = Crm::static_segment(tx, name)?;
-            db::segments::remove_members(tx, &self.context, rowid, &segment.name, customers, now)
+            if !crate::rules::engine::wants_segment(self, tx, &segment.name)? {
+                return db::segments::remove_members(
+                    tx,
+                    &self.context,
+                    rowid,
+                    &segment.name,
+                    customers,
+                    now,
+                );
+            }
+            self.members_one_by_one(tx, rowid, &segment.name, customers, now, false)
         })
+    }
+
+    /// Adds or removes members one at a time, running the rules that react
+    /// to each entering or leaving.
+    fn members_one_by_one(
+        &self,
+        tx: &rusqlite::Connection,
+        segment_rowid: i64,
+        segment: &str,
+        customers: &[CustomerId],
+        now: chrono::DateTime<chrono::Utc>,
+        add: bool,
+    ) -> Result<u64> {
+        let mut n = 0;
+        for id in customers {
+            let changed = if add {
+                db::segments::add_members(tx, &self.context, segment_rowid, segment, &[*id], now)?
+            } else {
+                db::segments::remove_members(
+                    tx,
+                    &self.context,
+                    segment_rowid,
+                    segment,
+                    &[*id],
+                    now,
+                )?
+            };
+            if changed == 0 {
+                continue;
+            }
+            n += changed;
+            let customer_rowid =
+                db::customers::rowid_of(tx, *id)?.ok_or(Error::NotFound { entity: "customer" })?;
+            let segment = segment.to_string();
+            crate::rules::fire(
+                self,
+                tx,
+                if add {
+                    crate::rules::Event::SegmentEntered {
+                        customer_rowid,
+                        segment,
+                    }
+                } else {
+                    crate::rules::Event::SegmentLeft {
+                        customer_rowid,
+                        segment,
+                    }
+                },
+            )?;
+        }
+        Ok(n)
     }
 
     /// The membership test of a segment: its expression evaluated now, or
@@ -561,7 +632,38 @@ impl Crm {
                 ));
             };
             let c = Crm::compile(tx, FilterRef::Text(text), Mode::Set, Some(&segment.name))?;
-            let m = db::segments::materialize(tx, &self.context, rowid, &segment.name, &c, now)?;
+            let rules = crate::rules::engine::wants_segment(self, tx, &segment.name)?;
+            let m = db::segments::materialize(
+                tx,
+                &self.context,
+                rowid,
+                &segment.name,
+                &c,
+                now,
+                rules,
+            )?;
+            for customer_rowid in m.entered_rowids {
+                let segment = segment.name.clone();
+                crate::rules::fire(
+                    self,
+                    tx,
+                    crate::rules::Event::SegmentEntered {
+                        customer_rowid,
+                        segment,
+                    },
+                )?;
+            }
+            for customer_rowid in m.left_rowids {
+                let segment = segment.name.clone();
+                crate::rules::fire(
+                    self,
+                    tx,
+                    crate::rules::Event::SegmentLeft {
+                        customer_rowid,
+                        segment,
+                    },
+                )?;
+            }
             Ok(MaterializeReport {
                 members: m.members,
                 entered: m.entered,

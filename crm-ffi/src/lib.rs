@@ -17,17 +17,23 @@ use crm_core::import::{ImportProgress as CoreImportProgress, ProgressFn};
 use crm_core::{Change as CoreChange, ChangeListener as CoreChangeListener, ListenerId};
 
 mod analytics;
+mod deals;
 mod error;
 mod insights;
+mod lifecycle;
 mod records;
+mod rules;
 #[cfg(feature = "arrow")]
 mod tables;
 
 pub use crate::analytics::*;
+pub use crate::deals::*;
 pub use crate::error::CrmError;
 use crate::error::guard;
 pub use crate::insights::*;
+pub use crate::lifecycle::*;
 pub use crate::records::*;
+pub use crate::rules::*;
 #[cfg(feature = "arrow")]
 pub use crate::tables::*;
 

@@ -31,6 +31,12 @@ pub enum Table {
     /// The scores of the last `Crm.compute_scores`: one row per scored
     /// customer.
     Scores,
+    /// Every lifecycle stage transition of every customer.
+    StageTransitions,
+    /// Every deal of every pipeline.
+    Deals,
+    /// Every task.
+    Tasks,
 }
 
 impl From<Table> for CoreTable {
@@ -40,6 +46,9 @@ impl From<Table> for CoreTable {
             Table::Interactions => CoreTable::Interactions,
             Table::Consent => CoreTable::Consent,
             Table::Scores => CoreTable::CustomerScores,
+            Table::StageTransitions => CoreTable::StageTransitions,
+            Table::Deals => CoreTable::Deals,
+            Table::Tasks => CoreTable::Tasks,
         }
     }
 }
@@ -53,10 +62,12 @@ pub struct TableOptions {
     /// Only the rows of this segment's members.
     #[uniffi(default)]
     pub segment: Option<String>,
-    /// Interactions and consent only: from this time on (inclusive).
+    /// Interactions, consent, stage transitions, deals and tasks (by
+    /// creation) only: from this time on (inclusive).
     #[uniffi(default)]
     pub since: Option<SystemTime>,
-    /// Interactions and consent only: before this time.
+    /// Interactions, consent, stage transitions, deals and tasks only:
+    /// before this time.
     #[uniffi(default)]
     pub until: Option<SystemTime>,
     /// Rows per Arrow record batch (default 65,536).

@@ -310,7 +310,7 @@ pub fn list<'py, T>(
 
 /// JSON (metadata) as Python values: objects become dicts, arrays lists,
 /// integers ints and other numbers floats.
-fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
         Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
@@ -634,7 +634,10 @@ pub fn id_list<T: FromStr<Err = crm_core::Error>>(
 // ===== in: records ==========================================================
 
 /// The `(key, value)` pairs of a dict or other mapping, keys as `str`.
-fn items<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+pub fn items<'py>(
+    obj: &Bound<'py, PyAny>,
+    field: &str,
+) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
     let pairs: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = if let Ok(dict) = obj.cast::<PyDict>()
     {
         dict.iter().collect()
@@ -664,7 +667,7 @@ fn items<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<Vec<(String, Bou
         .collect()
 }
 
-fn unknown_field(key: &str, what: &str) -> PyErr {
+pub fn unknown_field(key: &str, what: &str) -> PyErr {
     invalid(key, format!("unknown {what} field"))
 }
 
@@ -812,7 +815,7 @@ fn opt_list(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
     }
 }
 
-fn opt_id<T: FromStr<Err = crm_core::Error>>(
+pub fn opt_id<T: FromStr<Err = crm_core::Error>>(
     obj: &Bound<'_, PyAny>,
     field: &str,
 ) -> PyResult<Option<T>> {

@@ -12,14 +12,19 @@
 //! * `imports.rs`: Python record sources, progress callbacks, cancellation;
 //! * `insights.rs`: analytics over the store (scores, satisfaction, cohorts)
 //!   in and out;
+//! * `deals.rs`: pipelines, deals, the forecast and tasks;
+//! * `lifecycle.rs`: lifecycle stages, their transitions and funnel;
 //! * `listeners.rs`: Python callables as change listeners.
 
 mod analytics;
 mod convert;
+mod deals;
 mod errors;
 mod imports;
 mod insights;
+mod lifecycle;
 mod listeners;
+mod rules;
 mod tables;
 
 use std::collections::VecDeque;
@@ -1433,12 +1438,14 @@ impl Crm {
 
     // ----- tables as Arrow data -----------------------------------------------
 
-    /// A table ("customers", "interactions", "consent" or "scores") as
+    /// A table ("customers", "interactions", "consent", "scores",
+    /// "stage_transitions", "deals" or "tasks") as
     /// Arrow data: a `crm.Table` to read with `to_pandas()`, `to_polars()`,
     /// `to_arrow()`, by iteration, or by any reader of the Arrow PyCapsule
     /// interface. `filter` (text or tree) and `segment` keep the rows of the
     /// matching customers; `since` (inclusive) and `until` (exclusive) bound
-    /// interactions by `occurred_at` and consent by `recorded_at`. Bad input
+    /// interactions by `occurred_at`, consent by `recorded_at`, stage
+    /// transitions by `at`, deals and tasks by `created_at`. Bad input
     /// raises here.
     #[pyo3(
         signature = (name, *, filter = None, segment = None, since = None, until = None, batch_size = None),

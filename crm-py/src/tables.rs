@@ -191,7 +191,8 @@ fn type_name(t: &DataType) -> String {
 
 #[pymethods]
 impl Table {
-    /// The table's name: customers, interactions, consent or scores.
+    /// The table's name: customers, interactions, consent, scores,
+    /// stage_transitions, deals or tasks.
     #[getter]
     fn name(&self) -> &'static str {
         self.table.name()

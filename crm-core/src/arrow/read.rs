@@ -85,6 +85,29 @@ use crate::segment::FilterRef;
 /// `rfm_r`, `rfm_f`, `rfm_m` (`UInt8`), `rfm_segment` (dict), `p_alive`,
 /// `expected_purchases`, `expected_value`, `clv` (`Float64`); all required.
 ///
+/// **stage_transitions** (every lifecycle transition, see
+/// [`crate::lifecycle`]): `customer_id` (required), `from_stage` (dict; null
+/// for the stage a customer was created in), `to_stage` (dict, required),
+/// `at` (required), `cause` (dict, required: `manual`, `import`, `rule` or
+/// `upgrade`), `rule` (dict), `note`.
+///
+/// **deals** (see [`crate::deals`]): `id` (required), `pipeline` (dict,
+/// required), `title` (required), `stage` (dict, required), `status` (dict,
+/// required: `open`, `won` or `lost`), `value_minor` (`Int64`, required),
+/// `currency` (dict, required), `probability` (`UInt8`, required: the
+/// effective one), `probability_override` (`UInt8`), `owner` (dict),
+/// `expected_close` (`Date32`), `customer_id`, `organization_id`,
+/// `close_reason`, `closed_at`, `created_at`, `updated_at` (required). A
+/// customer filter keeps the deals whose `customer_id` matches; `since` and
+/// `until` bound `created_at`.
+///
+/// **tasks**: `id` (required), `title` (required), `notes`, `owner` (dict),
+/// `due_at`, `priority` (dict, required), `status` (dict, required: `open`,
+/// `done` or `cancelled`), `customer_id`, `deal_id`, `rule` (dict),
+/// `created_at`, `updated_at` (required), `completed_at`. A customer filter
+/// keeps the tasks whose `customer_id` matches; `since` and `until` bound
+/// `created_at`.
+///
 /// ```
 /// use crm_core::arrow::Table;
 /// let t: Table = "scores".parse()?;
@@ -105,24 +128,37 @@ pub enum Table {
     /// The stored analytics scores, one row per scored customer.
     #[serde(rename = "scores", alias = "customer_scores")]
     CustomerScores,
+    /// Every lifecycle stage transition of every customer.
+    StageTransitions,
+    /// Every deal of every pipeline.
+    Deals,
+    /// Every task.
+    Tasks,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 7] = [
         Table::Customers,
         Table::Interactions,
         Table::Consent,
         Table::CustomerScores,
+        Table::StageTransitions,
+        Table::Deals,
+        Table::Tasks,
     ];
 
-    /// Its name: `customers`, `interactions`, `consent` or `scores`.
+    /// Its name: `customers`, `interactions`, `consent`, `scores`,
+    /// `stage_transitions`, `deals` or `tasks`.
     pub fn name(self) -> &'static str {
         match self {
             Table::Customers => "customers",
             Table::Interactions => "interactions",
             Table::Consent => "consent",
             Table::CustomerScores => "scores",
+            Table::StageTransitions => "stage_transitions",
+            Table::Deals => "deals",
+            Table::Tasks => "tasks",
         }
     }
 }
@@ -143,9 +179,12 @@ impl FromStr for Table {
             "interactions" => Ok(Table::Interactions),
             "consent" => Ok(Table::Consent),
             "scores" | "customer_scores" => Ok(Table::CustomerScores),
+            "stage_transitions" => Ok(Table::StageTransitions),
+            "deals" => Ok(Table::Deals),
+            "tasks" => Ok(Table::Tasks),
             _ => Err(Error::validation(
                 "table",
-                "must be customers, interactions, consent or scores",
+                "must be customers, interactions, consent, scores, stage_transitions, deals or tasks",
             )),
         }
     }
@@ -177,10 +216,12 @@ pub struct ReadOptions<'a> {
     /// (both must hold). An unknown segment is [`Error::NotFound`].
     pub segment: Option<&'a str>,
     /// Interactions that occurred at or after this time, consent recorded at
-    /// or after it. A validation error for customers and scores.
+    /// or after it, stage transitions made at or after it. A validation
+    /// error for customers and scores.
     pub since: Option<DateTime<Utc>>,
     /// Interactions that occurred before this time, consent recorded before
-    /// it. A validation error for customers and scores.
+    /// it, stage transitions made before it. A validation error for
+    /// customers and scores.
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -225,7 +266,9 @@ impl Request {
                 if given {
                     return Err(Error::validation(
                         field,
-                        format!("applies to interactions and consent, not to {table}"),
+                        format!(
+                            "applies to interactions, consent, stage transitions, deals and tasks, not to {table}"
+                        ),
                     ));
                 }
             }
@@ -419,7 +462,10 @@ impl Crm {
         let table = match request.table {
             Table::Interactions => "interactions",
             Table::Consent => "consents",
-            Table::Customers | Table::CustomerScores => return Ok(Err(request)),
+            Table::StageTransitions => "stage_transitions",
+            Table::Customers | Table::CustomerScores | Table::Deals | Table::Tasks => {
+                return Ok(Err(request));
+            }
         };
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -984,6 +1030,89 @@ const SCORES: &[ColumnDef] = &[
     ("clv", "s.clv", Kind::Float64, false),
 ];
 
+const STAGE_TRANSITIONS: &[ColumnDef] = &[
+    (
+        "customer_id",
+        "(SELECT c.id FROM customers c WHERE c.rowid = t.customer_rowid)",
+        Kind::Id,
+        false,
+    ),
+    ("from_stage", "t.from_stage", Kind::Dict, true),
+    ("to_stage", "t.to_stage", Kind::Dict, false),
+    ("at", "t.at", Kind::Time, false),
+    ("cause", "t.cause", Kind::Dict, false),
+    ("rule", "t.rule", Kind::Dict, true),
+    ("note", "t.note", Kind::Text, true),
+];
+
+const DEALS: &[ColumnDef] = &[
+    ("id", "d.id", Kind::Id, false),
+    (
+        "pipeline",
+        "(SELECT p.name FROM pipelines p WHERE p.rowid = d.pipeline_rowid)",
+        Kind::Dict,
+        false,
+    ),
+    ("title", "d.title", Kind::Text, false),
+    ("stage", "d.stage", Kind::Dict, false),
+    ("status", "d.status", Kind::Dict, false),
+    ("value_minor", "d.value_minor", Kind::Int64, false),
+    ("currency", "d.currency", Kind::Dict, false),
+    (
+        "probability",
+        "CASE d.status WHEN 'won' THEN 100 WHEN 'lost' THEN 0 ELSE coalesce(d.probability, \
+         (SELECT json_extract(s.value, '$.probability') FROM pipelines p, json_each(p.stages) s \
+          WHERE p.rowid = d.pipeline_rowid AND json_extract(s.value, '$.name') = d.stage), 0) END",
+        Kind::UInt8,
+        false,
+    ),
+    ("probability_override", "d.probability", Kind::UInt8, true),
+    ("owner", "d.owner", Kind::Dict, true),
+    ("expected_close", "d.expected_close", Kind::Date, true),
+    (
+        "customer_id",
+        "(SELECT c.id FROM customers c WHERE c.rowid = d.customer_rowid)",
+        Kind::Id,
+        true,
+    ),
+    (
+        "organization_id",
+        "(SELECT c.id FROM customers c WHERE c.rowid = d.organization_rowid)",
+        Kind::Id,
+        true,
+    ),
+    ("close_reason", "d.close_reason", Kind::Text, true),
+    ("closed_at", "d.closed_at", Kind::Time, true),
+    ("created_at", "d.created_at", Kind::Time, false),
+    ("updated_at", "d.updated_at", Kind::Time, false),
+];
+
+const TASKS: &[ColumnDef] = &[
+    ("id", "tk.id", Kind::Id, false),
+    ("title", "tk.title", Kind::Text, false),
+    ("notes", "tk.notes", Kind::Text, true),
+    ("owner", "tk.owner", Kind::Dict, true),
+    ("due_at", "tk.due_at", Kind::Time, true),
+    ("priority", "tk.priority", Kind::Dict, false),
+    ("status", "tk.status", Kind::Dict, false),
+    (
+        "customer_id",
+        "(SELECT c.id FROM customers c WHERE c.rowid = tk.customer_rowid)",
+        Kind::Id,
+        true,
+    ),
+    (
+        "deal_id",
+        "(SELECT d.id FROM deals d WHERE d.rowid = tk.deal_rowid)",
+        Kind::Id,
+        true,
+    ),
+    ("rule", "tk.rule", Kind::Dict, true),
+    ("created_at", "tk.created_at", Kind::Time, false),
+    ("updated_at", "tk.updated_at", Kind::Time, false),
+    ("completed_at", "tk.completed_at", Kind::Time, true),
+];
+
 /// Adds a parameter; returns its placeholder.
 fn param(params: &mut Vec<Value>, v: impl Into<Value>) -> String {
     params.push(v.into());
@@ -1004,6 +1133,9 @@ impl Plan {
             ),
             Table::Consent => ("consents", "k", Some("k.recorded_at"), "k.customer_rowid"),
             Table::CustomerScores => ("customer_scores", "s", None, "s.customer_rowid"),
+            Table::StageTransitions => ("stage_transitions", "t", Some("t.at"), "t.customer_rowid"),
+            Table::Deals => ("deals", "d", Some("d.created_at"), "d.customer_rowid"),
+            Table::Tasks => ("tasks", "tk", Some("tk.created_at"), "tk.customer_rowid"),
         };
         let mut conditions = Vec::new();
         if let Some(cond) = who {
@@ -1042,6 +1174,9 @@ impl Plan {
             Table::Interactions => defs.extend_from_slice(INTERACTIONS),
             Table::Consent => defs.extend_from_slice(CONSENT),
             Table::CustomerScores => defs.extend_from_slice(SCORES),
+            Table::StageTransitions => defs.extend_from_slice(STAGE_TRANSITIONS),
+            Table::Deals => defs.extend_from_slice(DEALS),
+            Table::Tasks => defs.extend_from_slice(TASKS),
         }
 
         let mut fields = Vec::new();
@@ -1085,7 +1220,7 @@ impl Plan {
                     amount = Some(n);
                     continue;
                 }
-                "customer_id" if dense_ids => {
+                "customer_id" if dense_ids && !nullable => {
                     select.push(customer_column.to_string());
                     Step::CustomerId(n)
                 }

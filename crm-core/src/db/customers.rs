@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Bulk, changes, derived, from_json, from_micros, search, to_micros};
+use super::{Bulk, changes, derived, from_json, from_micros, lifecycle, search, to_micros};
 use crate::error::{Error, Result};
 use crate::model::change::{ChangeContext, ChangeOp, EntityKind};
 use crate::model::customer::{AttributeType, AttributeValue, Customer, CustomerKind};
@@ -264,8 +264,10 @@ fn check(
     }
 }
 
-/// Inserts a normalized customer; returns its rowid. In a bulk insert, the
-/// change-log and search entries are left to [`super::finish_bulk`].
+/// Inserts a normalized customer; returns its rowid. An empty stage becomes
+/// the configured default; a stage that is not configured is refused. In a
+/// bulk insert, the change-log, search and stage-transition entries are left
+/// to [`super::finish_bulk`].
 pub(crate) fn insert(
     conn: &Connection,
     ctx: &ChangeContext,
@@ -273,6 +275,7 @@ pub(crate) fn insert(
     bulk: Option<&mut Bulk>,
 ) -> Result<i64> {
     let deferred = bulk.is_some();
+    lifecycle::checked_stage(conn, None, &mut c.lifecycle_stage)?;
     reconcile_attributes(conn, &mut c.attributes, c.created_at, bulk)?;
     let org_rowid = check(conn, c, None, true)?;
     conn.prepare_cached(
@@ -316,6 +319,15 @@ pub(crate) fn insert(
             &[],
         )?;
         search::index_customer(conn, rowid)?;
+        lifecycle::record(
+            conn,
+            ctx,
+            rowid,
+            None,
+            &c.lifecycle_stage,
+            c.created_at,
+            None,
+        )?;
     }
     Ok(rowid)
 }
@@ -337,6 +349,28 @@ pub(crate) fn update(
     c: &mut Customer,
     changed: &[&str],
 ) -> Result<()> {
+    update_noted(conn, ctx, rowid, c, changed, None)
+}
+
+/// [`update`], with a note kept on the stage transition if the stage
+/// changes. A new stage is checked against the configuration (an empty one
+/// is the configured default) and its transition recorded.
+pub(crate) fn update_noted(
+    conn: &Connection,
+    ctx: &ChangeContext,
+    rowid: i64,
+    c: &mut Customer,
+    changed: &[&str],
+    note: Option<&str>,
+) -> Result<()> {
+    let previous_stage = if changed.contains(&"lifecycle_stage") {
+        let from = lifecycle::current_stage(conn, rowid)?;
+        lifecycle::checked_stage(conn, Some(&from), &mut c.lifecycle_stage)?;
+        // An empty stage (the default) may turn out to be the stored one.
+        (from != c.lifecycle_stage).then_some(from)
+    } else {
+        None
+    };
     if changed.contains(&"attributes") {
         reconcile_attributes(conn, &mut c.attributes, c.updated_at, None)?;
     }
@@ -390,6 +424,17 @@ pub(crate) fn update(
         ChangeOp::Updated,
         changed,
     )?;
+    if let Some(from) = previous_stage {
+        lifecycle::record(
+            conn,
+            ctx,
+            rowid,
+            Some(&from),
+            &c.lifecycle_stage,
+            c.updated_at,
+            note,
+        )?;
+    }
     if changed
         .iter()
         .any(|f| matches!(*f, "name" | "emails" | "phones" | "organization_id"))
@@ -431,6 +476,52 @@ pub(crate) fn delete(
             ChangeOp::Updated,
             &["organization_id"],
         )?;
+    }
+    // The customer's tasks go with them and their deals lose the link (by
+    // foreign key): the change log says so.
+    let ids_of = |sql: &str| -> Result<Vec<Vec<u8>>> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_map([rowid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    };
+    for task in ids_of("SELECT id FROM tasks WHERE customer_rowid = ?")? {
+        let task: [u8; 16] = task
+            .try_into()
+            .map_err(|_| Error::Storage("malformed task id in the database".into()))?;
+        changes::append(
+            conn,
+            ctx,
+            now,
+            EntityKind::Task,
+            &task,
+            ChangeOp::Deleted,
+            &[],
+        )?;
+    }
+    for (column, field) in [
+        ("customer_rowid", "customer_id"),
+        ("organization_rowid", "organization_id"),
+    ] {
+        let deals = ids_of(&format!("SELECT id FROM deals WHERE {column} = ?"))?;
+        for deal in deals {
+            let deal: [u8; 16] = deal
+                .try_into()
+                .map_err(|_| Error::Storage("malformed deal id in the database".into()))?;
+            changes::append(
+                conn,
+                ctx,
+                now,
+                EntityKind::Deal,
+                &deal,
+                ChangeOp::Updated,
+                &[field],
+            )?;
+        }
+        conn.prepare_cached(&format!(
+            "UPDATE deals SET updated_at = ?1 WHERE {column} = ?2"
+        ))?
+        .execute(params![to_micros(now), rowid])?;
     }
     conn.prepare_cached("DELETE FROM customers WHERE rowid = ?")?
         .execute([rowid])?;

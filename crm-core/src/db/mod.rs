@@ -7,8 +7,11 @@
 pub(crate) mod changes;
 pub(crate) mod consent;
 pub(crate) mod customers;
+pub(crate) mod deals;
 pub(crate) mod derived;
 pub(crate) mod interactions;
+pub(crate) mod lifecycle;
+pub(crate) mod rules;
 pub(crate) mod schema;
 pub(crate) mod search;
 pub(crate) mod segments;
@@ -103,7 +106,10 @@ pub(crate) fn finish_bulk(
     ))?
     .execute(rusqlite::params![entity.as_str(), ctx.actor, ctx.source, ctx.rule, first_rowid])?;
     match entity {
-        EntityKind::Customer => search::index_customers_from(conn, first_rowid),
+        EntityKind::Customer => {
+            lifecycle::record_created_from(conn, ctx, first_rowid)?;
+            search::index_customers_from(conn, first_rowid)
+        }
         EntityKind::Interaction => {
             derived::add_interactions_from(conn, first_rowid)?;
             search::index_interactions_from(conn, first_rowid)
@@ -200,6 +206,21 @@ impl Database {
             self.notify(before, after);
         }
         Ok(value)
+    }
+
+    /// Runs `f` in a transaction that is always rolled back: what a write
+    /// would do, without doing it (dry runs). Listeners hear nothing.
+    pub fn write_rolled_back<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.refuse_reentry()?;
+        let mut guard = lock(&self.writer);
+        let conn = guard.as_mut().ok_or(Error::Closed)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = {
+            let _writing = Writing::enter(self);
+            f(&tx)
+        };
+        tx.rollback()?;
+        value
     }
 
     fn listeners(&self) -> std::sync::RwLockReadGuard<'_, Vec<(u64, Arc<dyn ChangeListener>)>> {

@@ -360,6 +360,9 @@ pub(crate) struct Materialized {
     pub members: u64,
     pub entered: u64,
     pub left: u64,
+    /// With `collect`: who entered and who left, by rowid.
+    pub entered_rowids: Vec<i64>,
+    pub left_rowids: Vec<i64>,
 }
 
 /// Stores the current membership of a dynamic segment and logs who entered
@@ -371,6 +374,7 @@ pub(crate) fn materialize(
     segment: &str,
     filter: &Compiled,
     now: DateTime<Utc>,
+    collect: bool,
 ) -> Result<Materialized> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS segment_eval (customer_rowid INTEGER PRIMARY KEY); \
@@ -383,6 +387,23 @@ pub(crate) fn materialize(
     .execute(params_from_iter(filter.params.iter()))?;
     let fields = serde_json::to_string(&[segment]).map_err(|e| Error::Storage(e.to_string()))?;
     let at = to_micros(now);
+    let (mut entered_rowids, mut left_rowids) = (Vec::new(), Vec::new());
+    if collect {
+        entered_rowids = conn
+            .prepare_cached(
+                "SELECT customer_rowid FROM temp.segment_eval WHERE customer_rowid NOT IN \
+                 (SELECT customer_rowid FROM segment_members WHERE segment_rowid = ?1) ORDER BY customer_rowid",
+            )?
+            .query_map([segment_rowid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        left_rowids = conn
+            .prepare_cached(
+                "SELECT customer_rowid FROM segment_members WHERE segment_rowid = ?1 AND customer_rowid \
+                 NOT IN (SELECT customer_rowid FROM temp.segment_eval) ORDER BY customer_rowid",
+            )?
+            .query_map([segment_rowid], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
     let entered = conn
         .prepare_cached(
             "INSERT INTO changes (at, entity, entity_id, op, fields, actor, source, rule) \
@@ -421,5 +442,7 @@ pub(crate) fn materialize(
         members: members as u64,
         entered: entered as u64,
         left: left as u64,
+        entered_rowids,
+        left_rowids,
     })
 }

@@ -26,7 +26,7 @@ use super::ast::*;
 use super::error_at;
 use crate::error::{Error, Result};
 use crate::import::nearest;
-use crate::model::customer::{AttributeType, LIFECYCLE_STAGES};
+use crate::model::customer::AttributeType;
 use crate::model::normalize;
 
 /// Which question the SQL answers; see the module documentation.
@@ -773,17 +773,21 @@ impl Compiler<'_> {
             return Err(self.mismatch(Ty::Stage, k, span));
         };
         let name = self.stage_name(s, span)?;
-        let Some(at) = LIFECYCLE_STAGES.iter().position(|st| *st == name) else {
+        // The order is the configured one, read when the expression is
+        // compiled (every evaluation compiles).
+        let config = crate::db::lifecycle::config(self.conn)?;
+        let order: Vec<&str> = config.stages.iter().map(|st| st.name.as_str()).collect();
+        let Some(at) = order.iter().position(|st| *st == name) else {
             return Err(self.err_hint(
                 span,
                 format!(
                     "'{name}' has no place in the order of lifecycle stages ({})",
-                    LIFECYCLE_STAGES.join(", ")
+                    order.join(", ")
                 ),
-                nearest(&name, LIFECYCLE_STAGES),
+                nearest(&name, &order),
             ));
         };
-        let chosen: Vec<&str> = LIFECYCLE_STAGES
+        let chosen: Vec<&str> = order
             .iter()
             .enumerate()
             .filter(|(i, _)| match op {

@@ -72,7 +72,9 @@
 //!   the past, so `birth_date within next 14d` asks whether the birthday
 //!   falls in the next 14 days (and `birth_date within 7d` whether it fell
 //!   in the last 7).
-//! - `stage >= "mql"` compares lifecycle stages by their order.
+//! - `stage >= "mql"` compares lifecycle stages by their configured order
+//!   (see [`crate::LifecycleConfig`]); off-track stages such as `churned`
+//!   match no ordered comparison.
 //! - The stored analytics scores of [`crate::Crm::compute_scores`] are
 //!   fields: `p_alive`, `expected_purchases`, `expected_value`, `clv`,
 //!   `rfm.r`, `rfm.f`, `rfm.m` (1–5) and `rfm.segment` (e.g.

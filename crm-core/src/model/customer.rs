@@ -258,13 +258,13 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The lifecycle stage a new customer gets when none is given.
+/// The lifecycle stage a new customer gets when none is given, unless the
+/// [`crate::LifecycleConfig`] names another.
 pub const DEFAULT_LIFECYCLE_STAGE: &str = "subscriber";
 
-/// The lifecycle stages in their order, earliest first: what `stage >= "mql"`
-/// in a filter expression compares by. A customer may also be in a stage
-/// outside this order (`other`, `churned`, or one of the host's own), which
-/// ordered comparisons never match.
+/// The default ordered lifecycle stages, earliest first (see
+/// [`crate::LifecycleConfig`], which a CRM may change): what `stage >= "mql"`
+/// in a filter expression compares by.
 pub const LIFECYCLE_STAGES: &[&str] = &[
     "subscriber",
     "lead",
@@ -274,6 +274,10 @@ pub const LIFECYCLE_STAGES: &[&str] = &[
     "customer",
     "evangelist",
 ];
+
+/// The default off-track lifecycle stages: outside the order, entered and
+/// left freely.
+pub const DEFAULT_OFF_TRACK_STAGES: &[&str] = &["other", "churned"];
 
 /// A customer to create. Only `name` (or, for a person, a first or last name)
 /// is required; everything is validated and normalized when stored.
@@ -320,7 +324,9 @@ pub struct NewCustomer {
     pub tags: Vec<String>,
     /// Custom attributes.
     pub attributes: BTreeMap<String, AttributeValue>,
-    /// Lifecycle stage; defaults to [`DEFAULT_LIFECYCLE_STAGE`].
+    /// Lifecycle stage: one of the configured stages (see
+    /// [`crate::LifecycleConfig`]); defaults to the configured default stage
+    /// ([`DEFAULT_LIFECYCLE_STAGE`] unless changed).
     pub lifecycle_stage: Option<String>,
     /// Owner.
     pub owner: Option<String>,
@@ -579,9 +585,12 @@ impl Normalizer {
         Ok(out)
     }
 
+    /// A stage name, lower-cased; empty when none is given, which the store
+    /// turns into the configured default stage (it also checks that the
+    /// stage is configured).
     pub fn lifecycle_stage(&self, v: Option<&str>) -> Result<String> {
         match v.map(str::trim).filter(|s| !s.is_empty()) {
-            None => Ok(DEFAULT_LIFECYCLE_STAGE.to_string()),
+            None => Ok(String::new()),
             Some(s) => {
                 let stage = s.to_ascii_lowercase();
                 normalize::attribute_key(&stage).map_err(|_| {
@@ -813,7 +822,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(c.name, "Ana Novak");
-        assert_eq!(c.lifecycle_stage, DEFAULT_LIFECYCLE_STAGE);
+        // The store fills in the configured default stage.
+        assert_eq!(c.lifecycle_stage, "");
     }
 
     #[test]

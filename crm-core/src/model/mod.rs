@@ -3,6 +3,7 @@
 pub mod change;
 pub mod consent;
 pub mod customer;
+pub mod deal;
 pub mod ids;
 pub mod interaction;
 pub mod normalize;

@@ -2,7 +2,7 @@
 
 import datetime
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol, Unpack, final
 
@@ -19,22 +19,49 @@ from crm.types import (
     CustomerPatchFields,
     CustomerRef,
     CustomerScores,
+    Deal,
+    DealFields,
+    DealPatchFields,
+    DealStageChange,
+    DealStatus,
+    DryRun,
     Filter,
     FilterTree,
+    Forecast,
+    FunnelStep,
     ImportMode,
     ImportProgress,
     ImportReport,
     Interaction,
     InteractionFields,
     LegalBasis,
+    LifecycleConfig,
+    LifecycleConfigFields,
     MaterializeReport,
     Page,
     Period,
+    Pipeline,
+    PipelineStageFields,
+    Rule,
+    RuleAction,
+    RuleEffect,
+    RuleEvent,
+    RuleTrigger,
     Satisfaction,
     ScoreRun,
     SearchHit,
     Segment,
     Sort,
+    StageCount,
+    StageTime,
+    StageTransition,
+    SweepReport,
+    Task,
+    TaskFields,
+    TaskPatchFields,
+    TaskStatus,
+    Team,
+    TeamMember,
     TimeUnit,
     Upserted,
 )
@@ -55,6 +82,7 @@ __all__ = [
     "CorruptDatabaseError",
     "BusyError",
     "ClosedError",
+    "RuleError",
     "StorageError",
     "SCHEMA_VERSION",
     "__version__",
@@ -465,6 +493,208 @@ class Crm:
         """Retention by acquisition month of the customers' purchases (of
         the customers matching `segment`, when given)."""
 
+    # lifecycle stages
+    def lifecycle_config(self) -> LifecycleConfig:
+        """The lifecycle configuration (the default stages until one is set)."""
+    def set_lifecycle_config(
+        self,
+        config: Mapping[str, Any] | None = None,
+        /,
+        **fields: Unpack[LifecycleConfigFields],
+    ) -> LifecycleConfig:
+        """Replaces the lifecycle configuration; returns it as stored.
+        ValidationError for a bad one, ConflictError when it removes a stage
+        customers are in; nothing changes on error."""
+    def set_lifecycle_stage(self, id: str, stage: str, note: str | None = None) -> Customer:
+        """Moves the customer to `stage` (a manual transition, `note` kept on
+        it); ValidationError for an unknown stage or a refused backward move."""
+    def stage_history(self, id: str) -> list[StageTransition]:
+        """Every stage transition of the customer, oldest first."""
+    def time_in_stages(self, id: str, now: _Time | None = None) -> list[StageTime]:
+        """Time spent in each stage the customer has been in, up to `now`."""
+    def stage_counts(self, at: _Time) -> list[StageCount]:
+        """Customers per stage at the instant `at`, every configured stage."""
+    def stage_funnel(self, since: _Time, until: _Time) -> list[FunnelStep]:
+        """Per ordered stage: customers who entered it in [since, until) and
+        how many of them then reached a later stage in the period."""
+
+    # rules and assignment
+    def create_rule(
+        self,
+        name: str,
+        trigger: RuleTrigger | str,
+        actions: Iterable[RuleAction],
+        *,
+        condition: Filter | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> Rule:
+        """Stores a rule: when `trigger` happens and `condition` holds for
+        the customer, run `actions`, in the same transaction. ValidationError
+        (or ParseError for the condition) for a bad rule; nothing is stored."""
+    def rule(self, name: str) -> Rule:
+        """The rule called `name`; NotFoundError if there is none."""
+    def rules(self) -> list[Rule]:
+        """Every rule, by name."""
+    def update_rule(
+        self,
+        name: str,
+        trigger: RuleTrigger | str,
+        actions: Iterable[RuleAction],
+        *,
+        condition: Filter | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+    ) -> Rule:
+        """Replaces a rule's definition: a new version."""
+    def set_rule_enabled(self, name: str, enabled: bool) -> Rule:
+        """Enables or disables a rule (a new version if it changes)."""
+    def rule_versions(self, name: str) -> list[Rule]:
+        """Every version of a rule, oldest first."""
+    def delete_rule(self, name: str) -> None:
+        """Deletes a rule (its effects stay in the change log)."""
+    def dry_run_rule(
+        self,
+        name: str,
+        trigger: RuleTrigger | str,
+        actions: Iterable[RuleAction],
+        *,
+        condition: Filter | None = None,
+        description: str | None = None,
+        limit: int | None = None,
+    ) -> DryRun:
+        """What a rule would do to the existing data; nothing is stored."""
+    def run_sweep(self, now: _Time | None = None) -> SweepReport:
+        """Runs the scheduled rules: each acts once on the customers who
+        newly match its condition."""
+    def rule_effects(
+        self,
+        *,
+        rule: str | None = None,
+        entity_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[RuleEffect]:
+        """What rules did, newest first, with why."""
+    def set_rule_event_handler(self, handler: Callable[[RuleEvent], object] | None) -> None:
+        """Sets the callable that receives `emit` actions inside the write
+        (raising rolls the write back with a RuleError), or removes it."""
+    def set_team(self, name: str, members: Iterable[str | TeamMember]) -> Team:
+        """Creates or replaces an assignment team (at least one member)."""
+    def team(self, name: str) -> Team:
+        """The team called `name`; NotFoundError if there is none."""
+    def teams(self) -> list[Team]:
+        """Every team, by name."""
+    def set_member_out(self, team: str, member: str, out: bool | None = None) -> Team:
+        """Marks a member out of office (skipped by assignments) or back."""
+    def delete_team(self, name: str) -> None:
+        """Deletes a team; ConflictError while a rule assigns from it."""
+
+    # pipelines, deals and tasks
+    def create_pipeline(
+        self, name: str, currency: str, stages: Sequence[PipelineStageFields]
+    ) -> Pipeline:
+        """Creates a pipeline of ordered stages in one currency;
+        ValidationError (nothing stored) for no stages, duplicate stage
+        names, no open stage or a bad currency."""
+    def pipeline(self, name: str) -> Pipeline:
+        """The pipeline called `name`; NotFoundError if there is none."""
+    def pipelines(self) -> list[Pipeline]:
+        """Every pipeline, by name."""
+    def update_pipeline_stages(
+        self, name: str, stages: Sequence[PipelineStageFields]
+    ) -> Pipeline:
+        """Replaces a pipeline's stages; ConflictError when a stage that
+        holds deals would go or change whether it is closed or won."""
+    def delete_pipeline(self, name: str) -> None:
+        """Deletes a pipeline; ConflictError if it has deals."""
+    def create_deal(
+        self, deal: Mapping[str, Any] | None = None, /, **fields: Unpack[DealFields]
+    ) -> Deal:
+        """Creates a deal (by default in the pipeline's first open stage and
+        currency; another currency is a ValidationError)."""
+    def get_deal(self, id: str) -> Deal:
+        """The deal with `id`; NotFoundError if there is none."""
+    def update_deal(
+        self,
+        id: str,
+        changes: Mapping[str, Any] | None = None,
+        /,
+        **fields: Unpack[DealPatchFields],
+    ) -> Deal:
+        """Changes a deal's fields (not its stage); None clears a field."""
+    def move_deal(self, id: str, stage: str, reason: str | None = None) -> Deal:
+        """Moves a deal to a stage of its pipeline; a closed stage closes it
+        as won or lost (a lost deal needs a `reason`), an open one reopens it."""
+    def deals(
+        self,
+        *,
+        pipeline: str | None = None,
+        stage: str | None = None,
+        owner: str | None = None,
+        customer_id: str | None = None,
+        status: DealStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Deal]:
+        """One page of deals, in creation order."""
+    def deal_history(self, id: str) -> list[DealStageChange]:
+        """A deal's stage changes, oldest first."""
+    def delete_deal(self, id: str) -> None:
+        """Deletes a deal with its history and tasks."""
+    def forecast(
+        self,
+        pipeline: str,
+        *,
+        owner: str | None = None,
+        close_from: datetime.date | str | None = None,
+        close_to: datetime.date | str | None = None,
+    ) -> Forecast:
+        """The weighted forecast of a pipeline's open deals, per open stage
+        and in total (minor units)."""
+    def create_task(
+        self, task: Mapping[str, Any] | None = None, /, **fields: Unpack[TaskFields]
+    ) -> Task:
+        """Creates an open task (`title` required)."""
+    def get_task(self, id: str) -> Task:
+        """The task with `id`; NotFoundError if there is none."""
+    def update_task(
+        self,
+        id: str,
+        changes: Mapping[str, Any] | None = None,
+        /,
+        **fields: Unpack[TaskPatchFields],
+    ) -> Task:
+        """Changes a task's fields (not its status); None clears a field."""
+    def complete_task(self, id: str) -> Task:
+        """Marks an open task done; ConflictError for a cancelled one."""
+    def cancel_task(self, id: str) -> Task:
+        """Cancels an open task; ConflictError for a done one."""
+    def reopen_task(self, id: str) -> Task:
+        """Opens a done or cancelled task again."""
+    def delete_task(self, id: str) -> None:
+        """Deletes a task."""
+    def tasks(
+        self,
+        *,
+        owner: str | None = None,
+        customer_id: str | None = None,
+        deal_id: str | None = None,
+        status: TaskStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Task]:
+        """One page of tasks, in creation order."""
+    def overdue_tasks(
+        self,
+        now: _Time | None = None,
+        owner: str | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Task]:
+        """One page of the open tasks due before `now` (default: the
+        current time), oldest due first."""
+
     # tables as Arrow data
     def table(
         self,
@@ -480,11 +710,13 @@ class Crm:
         `to_arrow()`, by iteration or through `__arrow_c_stream__`. `filter`
         and `segment` keep the rows of the matching customers; `since`
         (inclusive) and `until` (exclusive) bound interactions by
-        `occurred_at` and consent by `recorded_at` (a ValidationError for
-        customers and scores). Bad input raises here: ValidationError,
+        `occurred_at`, consent by `recorded_at` and stage transitions by
+        `at` (a ValidationError for customers and scores). Bad input raises here: ValidationError,
         ParseError, NotFoundError for an unknown segment."""
 
-_TableName = Literal["customers", "interactions", "consent", "scores"]
+_TableName = Literal[
+    "customers", "interactions", "consent", "scores", "stage_transitions", "deals", "tasks"
+]
 
 @final
 class Table:
@@ -496,7 +728,7 @@ class Table:
 
     @property
     def name(self) -> str:
-        """customers, interactions, consent or scores."""
+        """customers, interactions, consent, scores, stage_transitions, deals or tasks."""
     @property
     def schema(self) -> Any:
         """The columns a read has now, as a `pyarrow.Schema` (needs pyarrow)."""

@@ -33,10 +33,18 @@ __all__ = [
     "CustomerPatchFields",
     "CustomerRef",
     "CustomerScores",
+    "Deal",
+    "DealFields",
+    "DealPatchFields",
+    "DealStageChange",
+    "DealStatus",
     "Direction",
+    "Forecast",
+    "ForecastStage",
     "ImportMode",
     "Filter",
     "FilterTree",
+    "FunnelStep",
     "GammaGammaFit",
     "ImportProgress",
     "ImportReport",
@@ -44,9 +52,15 @@ __all__ = [
     "InteractionFields",
     "InteractionPage",
     "LegalBasis",
+    "LifecycleConfig",
+    "LifecycleConfigFields",
+    "LifecycleStage",
     "MaterializeReport",
     "Page",
     "Period",
+    "Pipeline",
+    "PipelineStage",
+    "PipelineStageFields",
     "RfmSegment",
     "RowError",
     "Satisfaction",
@@ -55,8 +69,17 @@ __all__ = [
     "SearchHit",
     "Segment",
     "SegmentKind",
+    "StageCount",
+    "StageTime",
+    "StageTransition",
     "Sort",
+    "Task",
+    "TaskFields",
+    "TaskPatchFields",
+    "TaskPriority",
+    "TaskStatus",
     "TimeUnit",
+    "TransitionCause",
     "Upserted",
 ]
 
@@ -87,6 +110,9 @@ TimeUnit = Literal["days", "weeks"]
 Period = Literal["day", "week", "month", "quarter", "year", "all"]
 """How `satisfaction` groups answers (UTC calendar periods; weeks from
 Monday; "all": one group)."""
+TransitionCause = Literal["manual", "import", "rule", "upgrade"]
+"""Why a customer changed lifecycle stage ("upgrade": the stage the customer
+had when the database started recording transitions)."""
 RfmSegment = Literal[
     "champions",
     "loyal",
@@ -467,3 +493,346 @@ class Satisfaction(TypedDict):
     satisfied: int
     csat: float
     mean_score: float
+
+
+class LifecycleStage(TypedDict):
+    """An ordered lifecycle stage; with `allow_backward`, customers may move
+    from it back to any earlier stage."""
+
+    name: str
+    allow_backward: bool
+
+
+class _LifecycleStageFields(TypedDict, total=False):
+    name: str
+    allow_backward: bool
+
+
+class LifecycleConfig(TypedDict):
+    """The lifecycle stages: `stages` ordered (earliest first), `off_track`
+    outside the order (entered and left freely), `default_stage` for new
+    customers given none."""
+
+    stages: list[LifecycleStage]
+    off_track: list[str]
+    default_stage: str
+
+
+class LifecycleConfigFields(TypedDict, total=False):
+    """What `set_lifecycle_config` takes (`stages` and `default_stage` are
+    required; `off_track` defaults to none, `allow_backward` to False)."""
+
+    stages: Sequence[_LifecycleStageFields]
+    off_track: Sequence[str]
+    default_stage: str
+
+
+StageTransition = TypedDict(
+    "StageTransition",
+    {
+        "from": str | None,
+        "to": str,
+        "at": datetime.datetime,
+        "cause": TransitionCause,
+        "rule": str | None,
+        "note": str | None,
+    },
+)
+"""One change of a customer's lifecycle stage; `from` is None for the stage
+the customer was created in, `rule` names the rule when `cause` is "rule"."""
+
+
+class StageTime(TypedDict):
+    """Whole seconds a customer spent in a stage, over `entered` visits."""
+
+    stage: str
+    seconds: int
+    entered: int
+
+
+class StageCount(TypedDict):
+    """How many customers were in a stage at one instant."""
+
+    stage: str
+    customers: int
+
+
+class FunnelStep(TypedDict):
+    """One ordered stage of a funnel over a period: `entered` customers
+    entered it, `advanced` of them then reached a later stage within the
+    period; `conversion_rate` is advanced / entered (None when 0)."""
+
+    stage: str
+    entered: int
+    advanced: int
+    conversion_rate: float | None
+
+
+# ----- rules and assignment -------------------------------------------------
+
+RuleTrigger = dict[str, Any]
+"""A trigger as a dict with a `"type"`: `customer_created`,
+`customer_updated` (`fields`), `interaction_logged` (`kind`),
+`deal_stage_changed` (`pipeline`, `from_stage`, `to_stage`),
+`segment_entered` / `segment_left` (`segment`), `schedule`."""
+
+RuleAction = dict[str, Any]
+"""An action as a dict with a `"type"`: `set_stage` (`stage`), `add_tag` /
+`remove_tag` (`tag`), `set_attribute` (`key`, `value`), `create_task`
+(`title`, `due_in_days`, `priority`, `assign`), `assign_owner`
+(`assignment`, `overwrite`), `add_to_segment` / `remove_from_segment`
+(`segment`), `emit` (`event`). An assignment is `{"type": "round_robin" |
+"least_open_work", "team"}` or `{"type": "territory", "attribute",
+"owners", "team"}`."""
+
+
+class Rule(TypedDict):
+    """A stored rule: its trigger, condition (canonical filter text) and
+    actions, as dicts of the same shape `create_rule` takes."""
+
+    id: str
+    name: str
+    description: str | None
+    trigger: RuleTrigger
+    condition: str | None
+    actions: list[RuleAction]
+    enabled: bool
+    version: int
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class RuleEffect(TypedDict):
+    """One thing a rule did (or would do, in a dry run), and why."""
+
+    rule: str
+    rule_version: int
+    at: datetime.datetime
+    entity: str
+    entity_id: str
+    action: str
+    detail: str
+
+
+class DryRun(TypedDict):
+    """What a rule would do: `matching` customers, `simulated` of them acted
+    on, and the effects (nothing was stored)."""
+
+    matching: int
+    simulated: int
+    effects: list[RuleEffect]
+
+
+class SweepRule(TypedDict):
+    """One scheduled rule in a sweep: customers matching its condition, and
+    those it newly acted on."""
+
+    rule: str
+    matching: int
+    acted_on: int
+
+
+class SweepReport(TypedDict):
+    """What `run_sweep` did, per enabled scheduled rule."""
+
+    at: datetime.datetime
+    rules: list[SweepRule]
+
+
+class RuleEvent(TypedDict):
+    """An `emit` action as the event handler receives it."""
+
+    event: str
+    rule: str
+    trigger: str
+    customer_id: str | None
+    deal_id: str | None
+
+
+class TeamMember(TypedDict):
+    """A member of an assignment team; `capacity` caps their open work
+    (open tasks and deals), `out` skips them."""
+
+    name: str
+    capacity: int | None
+    out: bool
+
+
+class Team(TypedDict):
+    """An assignment team, members in round-robin order."""
+
+    name: str
+    members: list[TeamMember]
+
+
+# ----- pipelines, deals, tasks ------------------------------------------------
+
+DealStatus = Literal["open", "won", "lost"]
+TaskPriority = Literal["low", "normal", "high", "urgent"]
+TaskStatus = Literal["open", "done", "cancelled"]
+
+
+class PipelineStage(TypedDict):
+    """One stage of a pipeline: its default `probability` (percent) and
+    whether deals in it are `closed` and, if so, `won` (a won stage has
+    probability 100, a lost one 0)."""
+
+    name: str
+    probability: int
+    closed: bool
+    won: bool
+
+
+class PipelineStageFields(TypedDict, total=False):
+    """A stage as `create_pipeline` takes it (`name` and `probability` are
+    required; `closed` and `won` default to False)."""
+
+    name: str
+    probability: int
+    closed: bool
+    won: bool
+
+
+class Pipeline(TypedDict):
+    """A sales pipeline: ordered stages in one currency."""
+
+    id: str
+    name: str
+    currency: str
+    stages: list[PipelineStage]
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class Deal(TypedDict):
+    """A deal in a pipeline. `probability` is its effective probability
+    (100 when won, 0 when lost, else `probability_override` or the stage's
+    default); `status` follows from its stage."""
+
+    id: str
+    pipeline: str
+    title: str
+    stage: str
+    value_minor: int
+    currency: str
+    probability: int
+    probability_override: int | None
+    owner: str | None
+    expected_close: datetime.date | None
+    customer_id: str | None
+    organization_id: str | None
+    status: DealStatus
+    close_reason: str | None
+    closed_at: datetime.datetime | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class DealFields(TypedDict, total=False):
+    """What `create_deal` takes (`pipeline`, `title` and `value_minor` are
+    required)."""
+
+    pipeline: str
+    title: str
+    stage: str | None
+    value_minor: int
+    currency: str | None
+    owner: str | None
+    expected_close: datetime.date | str | None
+    probability: int | None
+    customer_id: str | None
+    organization_id: str | None
+    close_reason: str | None
+
+
+class DealPatchFields(TypedDict, total=False):
+    """What `update_deal` takes; None clears a field."""
+
+    title: str
+    value_minor: int
+    owner: str | None
+    expected_close: datetime.date | str | None
+    probability: int | None
+    customer_id: str | None
+    organization_id: str | None
+
+
+DealStageChange = TypedDict(
+    "DealStageChange",
+    {
+        "from": str | None,
+        "to": str,
+        "at": datetime.datetime,
+        "reason": str | None,
+        "rule": str | None,
+    },
+)
+"""One stage change of a deal; `from` is None for the stage it was created
+in, `rule` names the rule that moved it, if one did."""
+
+
+class ForecastStage(TypedDict):
+    """The open deals of one stage: how many, their value and their
+    weighted value (minor units)."""
+
+    stage: str
+    probability: int
+    deals: int
+    value_minor: int
+    weighted_minor: int
+
+
+class Forecast(TypedDict):
+    """A weighted forecast of a pipeline's open deals: every open stage in
+    order, and the totals. Each deal weighs value × probability / 100,
+    rounded half up on its own."""
+
+    pipeline: str
+    currency: str
+    stages: list[ForecastStage]
+    total_minor: int
+    weighted_minor: int
+
+
+class Task(TypedDict):
+    """A task; `rule` names the rule that created it, if one did;
+    `completed_at` is when it was done or cancelled."""
+
+    id: str
+    title: str
+    notes: str | None
+    owner: str | None
+    due_at: datetime.datetime | None
+    priority: TaskPriority
+    status: TaskStatus
+    customer_id: str | None
+    deal_id: str | None
+    rule: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    completed_at: datetime.datetime | None
+
+
+class TaskFields(TypedDict, total=False):
+    """What `create_task` takes (`title` is required)."""
+
+    title: str
+    notes: str | None
+    owner: str | None
+    due_at: datetime.datetime | datetime.date | str | None
+    priority: TaskPriority
+    customer_id: str | None
+    deal_id: str | None
+
+
+class TaskPatchFields(TypedDict, total=False):
+    """What `update_task` takes; None clears a field (not `title` or
+    `priority`)."""
+
+    title: str
+    notes: str | None
+    owner: str | None
+    due_at: datetime.datetime | datetime.date | str | None
+    priority: TaskPriority
+    customer_id: str | None
+    deal_id: str | None

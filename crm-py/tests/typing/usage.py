@@ -12,13 +12,18 @@ from crm.types import (
     Customer,
     CustomerCard,
     CustomerCardPage,
+    Deal,
+    DealStageChange,
     FilterTree,
+    Forecast,
     ImportProgress,
     ImportReport,
     Interaction,
     MaterializeReport,
     Page,
+    Pipeline,
     Segment,
+    Task,
 )
 
 
@@ -64,8 +69,26 @@ def main() -> None:
             print(e.entity)
         segments(db)
         listeners_and_cards(db)
+        lifecycle(db)
     as_maja = crm.Crm().with_actor("maja", source="script")
     as_maja.close()
+
+
+def lifecycle(db: crm.Crm) -> None:
+    config: crm.LifecycleConfig = db.lifecycle_config()
+    config["stages"].insert(2, {"name": "trial", "allow_backward": True})
+    db.set_lifecycle_config(config)
+    db.set_lifecycle_config(stages=[{"name": "lead"}, {"name": "won"}], default_stage="lead")
+    ana = db.create_customer(name="Ana")
+    moved: Customer = db.set_lifecycle_stage(ana["id"], "won", note="signed")
+    history: list[crm.StageTransition] = db.stage_history(moved["id"])
+    print(history[0]["from"], history[-1]["cause"], history[-1]["at"].isoformat())
+    times: list[crm.StageTime] = db.time_in_stages(ana["id"], now=datetime.date(2030, 1, 1))
+    counts: list[crm.StageCount] = db.stage_counts("2025-01-01")
+    since = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    funnel: list[crm.FunnelStep] = db.stage_funnel(since, datetime.datetime.now(datetime.UTC))
+    rate: float | None = funnel[0]["conversion_rate"]
+    print(times[0]["seconds"], counts[0]["customers"], rate)
 
 
 def segments(db: crm.Crm) -> None:
@@ -242,6 +265,25 @@ def insights_over_the_store(db: crm.Crm) -> None:
     )
     db.import_interactions(db.table("interactions").to_arrow(), mode="skip_invalid", progress=print)
     print(imported["inserted"])
+
+
+def deals_and_tasks(db: crm.Crm) -> None:
+    pipeline: Pipeline = db.create_pipeline(
+        "Sales",
+        "EUR",
+        [{"name": "Lead", "probability": 10}, {"name": "Won", "probability": 100, "closed": True, "won": True}],
+    )
+    deal: Deal = db.create_deal(
+        pipeline=pipeline["name"], title="Roof", value_minor=1_000, expected_close=datetime.date(2030, 1, 1)
+    )
+    deal = db.move_deal(deal["id"], "Won", reason="best offer")
+    history: list[DealStageChange] = db.deal_history(deal["id"])
+    page: crm.Page[Deal] = db.deals(pipeline="Sales", status="won", limit=10)
+    forecast: Forecast = db.forecast("Sales", owner="maja", close_to="2030-12-31")
+    task: Task = db.create_task(title="Call back", due_at=datetime.datetime.now(datetime.UTC), priority="high")
+    task = db.update_task(task["id"], notes=None)
+    overdue: crm.Page[Task] = db.overdue_tasks(owner="maja", limit=5)
+    print(history[0]["from"], page["next_cursor"], forecast["weighted_minor"], task["status"], overdue["items"])
 
 
 if __name__ == "__main__":

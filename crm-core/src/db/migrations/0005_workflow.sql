@@ -71,6 +71,7 @@ CREATE TABLE deal_stage_history (
     from_stage TEXT,
     to_stage   TEXT    NOT NULL,
     at         INTEGER NOT NULL,
+    reason     TEXT,     -- given with the move (why a deal was lost)
     rule       TEXT
 );
 CREATE INDEX deal_stage_history_deal ON deal_stage_history (deal_rowid, at);
