@@ -6,6 +6,7 @@
 //! cargo run --release --example bench_rules                       # 100,000 interactions; sweep over 1,000,000 customers
 //! cargo run --release --example bench_rules -- --interactions 20000 --customers 100000
 //! cargo run --release --example bench_rules -- --json /tmp/rules.json
+//! cargo run --release --example bench_rules -- --sweep-only
 //! ```
 //!
 //! Logging: two fresh files with the same 10,000 customers (a pipeline, a
@@ -33,13 +34,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, Utc};
 use crm_core::import::ImportOptions;
-use crm_core::rules::{Action, Assignment, NewRule, Team, TeamMember, Trigger};
+use crm_core::rules::{Action, NewRule, Team, TeamMember, Trigger};
+
+#[path = "../benches/support/rule_set.rs"]
+mod rule_set;
 use crm_core::{
     Crm, CustomerId, CustomerRef, InteractionKind, NewCustomer, NewInteraction, NewPipeline,
     NewSegment, PipelineStage,
 };
+use rule_set::{on_every_interaction, rules};
 
 struct Args {
+    /// Only the sweep.
+    sweep_only: bool,
     interactions: usize,
     customers: usize,
     json: Option<String>,
@@ -47,12 +54,17 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
+        sweep_only: false,
         interactions: 100_000,
         customers: 1_000_000,
         json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--sweep-only" {
+            a.sweep_only = true;
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--interactions" => a.interactions = value.parse().expect("a number"),
@@ -145,200 +157,6 @@ impl AllIds for Crm {
             }
         }
     }
-}
-
-/// The 20 rules: what a sales team would typically run. Five react to
-/// interactions (three to purchases, one to emails, one to any kind), the
-/// others to other triggers (customer changes, deals, segments, the sweep);
-/// their actions are idempotent, so a customer who already got them is
-/// not changed again.
-fn rules() -> Vec<NewRule> {
-    let r = |name: &str, trigger: Trigger, condition: Option<&str>, actions: Vec<Action>| NewRule {
-        condition: condition.map(str::to_string),
-        actions,
-        ..NewRule::new(name, trigger)
-    };
-    let purchase = || Trigger::InteractionLogged {
-        kind: Some(InteractionKind::Purchase),
-    };
-    let tag = |t: &str| Action::AddTag { tag: t.into() };
-    let stage = |s: &str| Action::SetStage { stage: s.into() };
-    let updated = |f: &str| Trigger::CustomerUpdated {
-        fields: vec![f.into()],
-    };
-    vec![
-        r("first purchase", purchase(), None, vec![stage("customer")]),
-        r(
-            "repeat buyer",
-            purchase(),
-            Some("count(purchases) >= 3"),
-            vec![tag("repeat")],
-        ),
-        r(
-            "big spender",
-            purchase(),
-            Some("sum(purchases.amount) > 500"),
-            vec![tag("big-spender")],
-        ),
-        r(
-            "engaged by email",
-            Trigger::InteractionLogged {
-                kind: Some(InteractionKind::Email),
-            },
-            Some("count(emails within 30d) >= 5"),
-            vec![tag("engaged")],
-        ),
-        r(
-            "active",
-            Trigger::InteractionLogged { kind: None },
-            Some(r#"stage = "subscriber""#),
-            vec![stage("lead")],
-        ),
-        r(
-            "vip to list",
-            updated("tags"),
-            Some(r#""vip" in tags"#),
-            vec![Action::AddToSegment {
-                segment: "vip list".into(),
-            }],
-        ),
-        r(
-            "big spenders are evangelists",
-            updated("tags"),
-            Some(r#""big-spender" in tags and "repeat" in tags"#),
-            vec![stage("evangelist")],
-        ),
-        r(
-            "assign customers",
-            updated("lifecycle_stage"),
-            Some(r#"stage = "customer""#),
-            vec![Action::AssignOwner {
-                assignment: Assignment::RoundRobin {
-                    team: "sales".into(),
-                },
-                overwrite: false,
-            }],
-        ),
-        r(
-            "churned win-back",
-            updated("lifecycle_stage"),
-            Some(r#"stage = "churned""#),
-            vec![Action::AddToSegment {
-                segment: "win-back".into(),
-            }],
-        ),
-        r(
-            "plan change",
-            updated("attributes"),
-            Some(r#"attr.plan = "pro""#),
-            vec![tag("pro")],
-        ),
-        r("welcome", Trigger::CustomerCreated, None, vec![tag("new")]),
-        r(
-            "austrians",
-            Trigger::CustomerCreated,
-            Some(r#"country = "AT""#),
-            vec![Action::AssignOwner {
-                assignment: Assignment::Territory {
-                    attribute: "country".into(),
-                    owners: [("AT".to_string(), "bo".to_string())].into(),
-                    team: "sales".into(),
-                },
-                overwrite: false,
-            }],
-        ),
-        r(
-            "vip welcome call",
-            Trigger::CustomerCreated,
-            Some(r#""vip" in tags"#),
-            vec![Action::CreateTask {
-                title: "Call {name}".into(),
-                due_in_days: Some(1),
-                priority: Default::default(),
-                assign: None,
-            }],
-        ),
-        r(
-            "proposal follow-up",
-            Trigger::DealStageChanged {
-                pipeline: Some("sales".into()),
-                from_stage: None,
-                to_stage: Some("proposal".into()),
-            },
-            None,
-            vec![Action::CreateTask {
-                title: "Follow up {deal.title}".into(),
-                due_in_days: Some(3),
-                priority: Default::default(),
-                assign: None,
-            }],
-        ),
-        r(
-            "deal won",
-            Trigger::DealStageChanged {
-                pipeline: Some("sales".into()),
-                from_stage: None,
-                to_stage: Some("won".into()),
-            },
-            None,
-            vec![stage("customer")],
-        ),
-        r(
-            "vip entered",
-            Trigger::SegmentEntered {
-                segment: "vip list".into(),
-            },
-            None,
-            vec![tag("vip-listed")],
-        ),
-        r(
-            "win-back entered",
-            Trigger::SegmentEntered {
-                segment: "win-back".into(),
-            },
-            None,
-            vec![Action::Emit {
-                event: "win_back".into(),
-            }],
-        ),
-        r(
-            "lapsed",
-            Trigger::Schedule,
-            Some("days_since(last purchase) > 90"),
-            vec![stage("churned")],
-        ),
-        r(
-            "never bought",
-            Trigger::Schedule,
-            Some("days_since(last purchase) is null and created_at < \"2026-01-01\""),
-            vec![tag("never-bought")],
-        ),
-        r(
-            "pro without purchase",
-            updated("attributes"),
-            Some(r#"attr.plan = "pro" and count(purchases) = 0"#),
-            vec![tag("pro-idle")],
-        ),
-    ]
-}
-
-/// Every rule reacting to every interaction: the worst case.
-fn on_every_interaction() -> Vec<NewRule> {
-    rules()
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            r.name = format!("every {i}");
-            r.trigger = Trigger::InteractionLogged { kind: None };
-            r.actions.retain(
-                |a| !matches!(a, Action::CreateTask { title, .. } if title.contains("deal")),
-            );
-            if r.actions.is_empty() {
-                r.actions = vec![Action::AddTag { tag: "x".into() }];
-            }
-            r
-        })
-        .collect()
 }
 
 /// Interactions of random customers, named by external id so that the same
@@ -474,6 +292,18 @@ fn sweep_bench(dir: &Path, customers: usize) -> (Duration, u64, Duration, u64, D
 fn main() {
     let a = args();
     let dir = tempfile::tempdir().expect("temp dir");
+    if a.sweep_only {
+        let (first, first_n, daily, daily_n, sql) = sweep_bench(dir.path(), a.customers);
+        println!(
+            "sweep over {} customers: first {:.2} s (acted on {first_n}); next day {:.2} s (acted on {daily_n}); \
+             hand-written count {:.2} s",
+            a.customers,
+            first.as_secs_f64(),
+            daily.as_secs_f64(),
+            sql.as_secs_f64()
+        );
+        return;
+    }
     let plain = set_up(&dir.path().join("plain.crm"), 10_000);
     let ruled = set_up(&dir.path().join("ruled.crm"), 10_000);
     let worst = set_up(&dir.path().join("worst.crm"), 10_000);

@@ -377,6 +377,55 @@ fn rules_that_undo_each_other_are_reported_as_a_cycle_and_nothing_is_written() {
 }
 
 #[test]
+fn cascades_are_bounded_in_depth() {
+    // Each link is named to sort before the one it follows, so that it runs
+    // one level down the cascade (rules reacting to one event run in name
+    // order, each seeing what the previous ones did).
+    let chain = |crm: &Crm, links: usize| {
+        for i in 0..links {
+            crm.create_rule(&NewRule {
+                condition: Some(format!(r#""t{i}" in tags"#)),
+                actions: vec![Action::AddTag {
+                    tag: format!("t{}", i + 1),
+                }],
+                ..NewRule::new(
+                    format!("link {}", 99 - i),
+                    Trigger::CustomerUpdated {
+                        fields: vec!["tags".into()],
+                    },
+                )
+            })
+            .unwrap();
+        }
+    };
+    let tag_t0 = |crm: &Crm, id| {
+        crm.update_customer(
+            id,
+            &CustomerPatch {
+                tags: Some(vec!["t0".into()]),
+                ..Default::default()
+            },
+        )
+    };
+    // Six links: a cascade of six levels runs to the end.
+    let crm = crm();
+    chain(&crm, 6);
+    let ana = customer(&crm, "Ana");
+    assert_eq!(tag_t0(&crm, ana.id).unwrap().tags.len(), 7);
+    // Twelve: past the bound, the write is refused whole.
+    let crm = crm_core::Crm::open_in_memory().unwrap();
+    chain(&crm, 12);
+    let bo = customer(&crm, "Bo");
+    match tag_t0(&crm, bo.id).unwrap_err() {
+        Error::Rule { reason, .. } => {
+            assert!(reason.contains("more than 8 levels deep"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(crm.get_customer(bo.id).unwrap().tags.is_empty());
+}
+
+#[test]
 fn a_rule_that_fires_on_its_own_change_but_changes_nothing_more_is_fine() {
     let crm = crm();
     crm.create_rule(&NewRule {
@@ -645,6 +694,62 @@ fn a_deal_changing_stage_creates_a_task_for_its_owner() {
             |c| c.entity == EntityKind::Task && c.rule.as_deref() == Some("proposal follow-up")
         )
     );
+}
+
+#[test]
+fn a_dry_run_of_a_deal_rule_acts_on_the_open_deals_it_names() {
+    let crm = crm();
+    team(&crm, "sales", &["ana", "bo"]);
+    crm.create_pipeline(&NewPipeline {
+        name: "sales".into(),
+        currency: "EUR".into(),
+        stages: vec![
+            PipelineStage::open("lead", 10),
+            PipelineStage::open("proposal", 50),
+            PipelineStage::won("won"),
+        ],
+    })
+    .unwrap();
+    let ana = customer(&crm, "Ana");
+    let deal = |title: &str, stage: &str| {
+        let d = crm
+            .create_deal(&NewDeal {
+                pipeline: "sales".into(),
+                title: title.into(),
+                value_minor: 1_000,
+                customer_id: Some(ana.id),
+                ..Default::default()
+            })
+            .unwrap();
+        if stage != "lead" {
+            crm.move_deal(d.id, stage, None).unwrap();
+        }
+        d
+    };
+    let at_proposal = deal("Roof", "proposal");
+    deal("Windows", "lead");
+    let rule = NewRule {
+        actions: vec![Action::AssignOwner {
+            assignment: Assignment::RoundRobin {
+                team: "sales".into(),
+            },
+            overwrite: false,
+        }],
+        ..NewRule::new(
+            "assign proposals",
+            Trigger::DealStageChanged {
+                pipeline: Some("sales".into()),
+                from_stage: None,
+                to_stage: Some("proposal".into()),
+            },
+        )
+    };
+    let run = crm.dry_run_rule(&rule, 10).unwrap();
+    assert_eq!((run.matching, run.simulated), (1, 1));
+    assert_eq!(run.effects[0].entity, EntityKind::Deal);
+    assert_eq!(run.effects[0].entity_id, at_proposal.id.to_string());
+    assert!(run.effects[0].detail.starts_with("assigned to ana"));
+    assert_eq!(crm.get_deal(at_proposal.id).unwrap().owner, None);
 }
 
 #[test]

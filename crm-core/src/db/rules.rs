@@ -247,6 +247,23 @@ pub(crate) fn deal_pipeline(conn: &Connection, deal_rowid: i64) -> Result<Option
         .optional()?)
 }
 
+/// The open deals of a pipeline (any, without one), in one stage (any,
+/// without one), by rowid.
+pub(crate) fn open_deals(
+    conn: &Connection,
+    pipeline: Option<&str>,
+    stage: Option<&str>,
+) -> Result<Vec<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT d.rowid FROM deals d JOIN pipelines p ON p.rowid = d.pipeline_rowid \
+             WHERE d.status = 'open' AND (?1 IS NULL OR p.name = ?1) AND (?2 IS NULL OR d.stage = ?2) \
+             ORDER BY d.rowid",
+        )?
+        .query_map(params![pipeline, stage], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
 /// Whether the customer matches a condition compiled in row mode.
 pub(crate) fn matches(conn: &Connection, c: &Compiled, rowid: i64) -> Result<bool> {
     let n = c.params.len() + 1;
@@ -313,7 +330,7 @@ pub(crate) fn refresh_matches(
     )?;
     let matching = conn
         .prepare(&format!(
-            "INSERT INTO temp.rule_eval SELECT c.rowid FROM customers c WHERE {cond}"
+            "INSERT INTO temp.rule_eval SELECT c.rowid FROM customers c WHERE {cond} ORDER BY c.rowid"
         ))?
         .execute(params_from_iter(params.iter()))?;
     conn.prepare_cached(
@@ -321,18 +338,17 @@ pub(crate) fn refresh_matches(
          AND customer_rowid NOT IN (SELECT customer_rowid FROM temp.rule_eval)",
     )?
     .execute([rule_rowid])?;
-    let new = conn
+    // Who is new, and remembering them, in one pass over the matches.
+    let mut new = conn
         .prepare_cached(
-            "SELECT e.customer_rowid FROM temp.rule_eval e WHERE e.customer_rowid NOT IN \
-             (SELECT customer_rowid FROM rule_matches WHERE rule_rowid = ?1) ORDER BY e.customer_rowid",
+            "INSERT INTO rule_matches (rule_rowid, customer_rowid) \
+             SELECT ?1, e.customer_rowid FROM temp.rule_eval e WHERE NOT EXISTS \
+             (SELECT 1 FROM rule_matches m WHERE m.rule_rowid = ?1 AND m.customer_rowid = e.customer_rowid) \
+             RETURNING customer_rowid",
         )?
         .query_map([rule_rowid], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO rule_matches (rule_rowid, customer_rowid) \
-         SELECT ?1, customer_rowid FROM temp.rule_eval",
-    )?
-    .execute([rule_rowid])?;
+    new.sort_unstable();
     conn.execute_batch("DELETE FROM temp.rule_eval")?;
     Ok((matching as u64, new))
 }

@@ -34,7 +34,7 @@ pub(crate) fn configure(conn: &Connection, busy_timeout_ms: u32, writer: bool) -
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 64 MiB of page cache for the writer (bulk imports), 16 MiB for readers.
     conn.pragma_update(None, "cache_size", if writer { -65_536 } else { -16_384 })?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(128);
     crate::filter::compile::register_functions(conn)?;
     Ok(())
 }

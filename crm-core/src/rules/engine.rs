@@ -460,6 +460,9 @@ struct Run<'a> {
     queue: VecDeque<Queued>,
     /// Whether any rule's actions ran.
     acted: bool,
+    /// The customer last read or written by this run: rules reacting to
+    /// one event read it once. Only rules change customers while it runs.
+    customer: Option<(i64, Customer)>,
 }
 
 struct Queued {
@@ -493,6 +496,7 @@ impl<'a> Run<'a> {
             dry: None,
             queue: VecDeque::new(),
             acted: false,
+            customer: None,
         }
     }
 
@@ -515,35 +519,33 @@ impl<'a> Run<'a> {
                 if !self.holds(r, target.customer_rowid)? {
                     continue;
                 }
-                if q.depth >= MAX_CASCADE_DEPTH {
-                    let mut chain = q.chain.clone();
-                    chain.push(r.rule.name.clone());
-                    return Err(Error::Rule {
-                        rule: r.rule.name.clone(),
-                        reason: format!(
-                            "rules cascaded more than {MAX_CASCADE_DEPTH} levels deep ({})",
-                            chain.join(" → ")
-                        ),
-                    });
-                }
                 self.acted = true;
                 let follow = self.apply(r, &target)?;
                 if follow.is_empty() {
                     continue;
                 }
-                if q.chain.contains(&r.rule.name) {
-                    let mut chain = q.chain.clone();
-                    chain.push(r.rule.name.clone());
-                    return Err(Error::Rule {
-                        rule: r.rule.name.clone(),
-                        reason: format!(
-                            "rules form a cycle, each undoing another's change ({})",
-                            chain.join(" → ")
-                        ),
-                    });
-                }
+                // The rule changed something that rules react to: a cascade
+                // one level deeper, unless that is too deep or a cycle (the
+                // write is then rolled back whole).
                 let mut chain = q.chain.clone();
                 chain.push(r.rule.name.clone());
+                let cycle = q.chain.contains(&r.rule.name);
+                if cycle || q.depth >= MAX_CASCADE_DEPTH {
+                    return Err(Error::Rule {
+                        rule: r.rule.name.clone(),
+                        reason: if cycle {
+                            format!(
+                                "rules form a cycle, each undoing another's change ({})",
+                                chain.join(" → ")
+                            )
+                        } else {
+                            format!(
+                                "rules cascaded more than {MAX_CASCADE_DEPTH} levels deep ({})",
+                                chain.join(" → ")
+                            )
+                        },
+                    });
+                }
                 for e in follow {
                     self.push(e, q.depth + 1, chain.clone());
                 }
@@ -576,7 +578,13 @@ impl<'a> Run<'a> {
         let mut patch = CustomerPatch::default();
         let mut patched = false;
         let mut customer: Option<Customer> = match target.customer_rowid {
-            Some(rowid) => db::customers::get_by_rowid(self.tx, rowid)?,
+            Some(rowid) => {
+                if !matches!(&self.customer, Some((r, _)) if *r == rowid) {
+                    self.customer =
+                        db::customers::get_by_rowid(self.tx, rowid)?.map(|c| (rowid, c));
+                }
+                self.customer.as_ref().map(|(_, c)| c.clone())
+            }
             None => None,
         };
         let mut effects: Vec<(EntityKind, Vec<u8>, &'static str, String)> = Vec::new();
@@ -593,12 +601,16 @@ impl<'a> Run<'a> {
                             db::lifecycle::config(self.tx)?
                                 .check_move(Some(&c.lifecycle_stage), stage)
                         {
-                            effects.push((
-                                EntityKind::Customer,
-                                c.id.as_bytes().to_vec(),
-                                action.name(),
-                                format!("stayed in stage '{}': {reason}", c.lifecycle_stage),
-                            ));
+                            // Shown by a dry run; not stored, or a rule that
+                            // fires often would fill the effects with it.
+                            if self.dry.is_some() {
+                                effects.push((
+                                    EntityKind::Customer,
+                                    c.id.as_bytes().to_vec(),
+                                    action.name(),
+                                    format!("stayed in stage '{}': {reason}", c.lifecycle_stage),
+                                ));
+                            }
                             continue;
                         }
                         effects.push((
@@ -841,6 +853,7 @@ impl<'a> Run<'a> {
             if !changed.is_empty() {
                 db::customers::update(self.tx, &ctx, rowid, c, &changed)
                     .map_err(|e| in_rule(&rule.name, e))?;
+                self.customer = Some((rowid, c.clone()));
                 follow.push(Event::CustomerUpdated {
                     rowid,
                     fields: changed.iter().map(|f| f.to_string()).collect(),
@@ -1182,11 +1195,6 @@ pub(crate) fn dry_run(crm: &Crm, tx: &Connection, new: &NewRule, limit: u32) -> 
         Some(text) => Some((crate::filter::parse(text)?, text.clone())),
         None => None,
     };
-    let compiled: Option<Compiled> = match &condition {
-        Some((expr, text)) => Some(compile::compile(tx, text, expr, Mode::Set, now, None)?),
-        None => None,
-    };
-    let (matching, first) = db::rules::matching(tx, compiled.as_ref(), limit)?;
     let templates = rule
         .actions
         .iter()
@@ -1202,12 +1210,51 @@ pub(crate) fn dry_run(crm: &Crm, tx: &Connection, new: &NewRule, limit: u32) -> 
     };
     let mut run = Run::new(crm, tx, load(crm, tx)?, now);
     run.dry = Some(Vec::new());
-    let simulated = first.len() as u64;
-    for rowid in first {
-        let target = Target {
-            customer_rowid: Some(rowid),
-            deal: None,
-        };
+    // What the rule acts on: a deal rule on the open deals its trigger
+    // names (whose customer meets the condition), any other on the
+    // customers who meet it.
+    let (matching, targets) = match &this.rule.trigger {
+        Trigger::DealStageChanged {
+            pipeline, to_stage, ..
+        } => {
+            let mut targets = Vec::new();
+            let mut matching = 0u64;
+            for deal_rowid in db::rules::open_deals(tx, pipeline.as_deref(), to_stage.as_deref())? {
+                let target = Target::of(
+                    tx,
+                    &Event::DealStageChanged {
+                        deal_rowid,
+                        from: String::new(),
+                        to: String::new(),
+                    },
+                )?;
+                if run.holds(&this, target.customer_rowid)? {
+                    matching += 1;
+                    if targets.len() < limit as usize {
+                        targets.push(target);
+                    }
+                }
+            }
+            (matching, targets)
+        }
+        _ => {
+            let compiled: Option<Compiled> = match &this.condition {
+                Some((expr, text)) => Some(compile::compile(tx, text, expr, Mode::Set, now, None)?),
+                None => None,
+            };
+            let (matching, first) = db::rules::matching(tx, compiled.as_ref(), limit)?;
+            let targets = first
+                .into_iter()
+                .map(|rowid| Target {
+                    customer_rowid: Some(rowid),
+                    deal: None,
+                })
+                .collect();
+            (matching, targets)
+        }
+    };
+    let simulated = targets.len() as u64;
+    for target in targets {
         let follow = run.apply(&this, &target)?;
         for e in follow {
             run.push(e, 1, vec![this.rule.name.clone()]);

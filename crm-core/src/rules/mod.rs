@@ -29,6 +29,9 @@
 //! # Ok::<(), crm_core::Error>(())
 //! ```
 //!
+//! Rules are evaluated deterministically: those reacting to one event run
+//! in name order, each seeing what the ones before it did.
+//!
 //! Cascades are bounded: an action that changes a customer is itself a
 //! "customer updated" event that other rules (and the same one) may react
 //! to, up to [`MAX_CASCADE_DEPTH`] levels; a rule that changes something
@@ -41,7 +44,7 @@ mod template;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::crm::Crm;
@@ -634,7 +637,9 @@ impl Crm {
     /// its condition is evaluated over every customer, and its actions run
     /// for the first `limit` matching customers (by creation) as if its
     /// trigger had fired for them, with the cascades other enabled rules
-    /// would add; then everything is rolled back. The rule need not be
+    /// would add; then everything is rolled back. A rule triggered by deals
+    /// acts instead on the open deals of its pipeline and stage (when it
+    /// names them) whose customer meets the condition. The rule need not be
     /// stored (check a rule before creating it) and the host's event
     /// handler is not called.
     ///
@@ -685,7 +690,7 @@ impl Crm {
     /// # Ok::<(), crm_core::Error>(())
     /// ```
     pub fn run_sweep(&self, now: Option<DateTime<Utc>>) -> Result<SweepReport> {
-        let now = now.map_or_else(Crm::now, |t| t.trunc_subsecs_micros());
+        let now = now.map_or_else(Crm::now, |t| t.trunc_subsecs(6));
         self.db.write(|tx| engine::sweep(self, tx, now))
     }
 
@@ -787,16 +792,5 @@ impl Crm {
             }
             db::rules::delete_team(tx, &self.context, &team.name, Crm::now())
         })
-    }
-}
-
-trait TruncMicros {
-    fn trunc_subsecs_micros(self) -> Self;
-}
-
-impl TruncMicros for DateTime<Utc> {
-    fn trunc_subsecs_micros(self) -> Self {
-        use chrono::SubsecRound;
-        self.trunc_subsecs(6)
     }
 }

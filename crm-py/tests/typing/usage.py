@@ -286,5 +286,24 @@ def deals_and_tasks(db: crm.Crm) -> None:
     print(history[0]["from"], page["next_cursor"], forecast["weighted_minor"], task["status"], overdue["items"])
 
 
+def rules_and_teams(db: crm.Crm) -> None:
+    team: crm.Team = db.set_team("sales", ["ana", {"name": "bo", "capacity": 5, "out": False}])
+    rule: crm.Rule = db.create_rule(
+        "first purchase",
+        {"type": "interaction_logged", "kind": "purchase"},
+        [{"type": "set_stage", "stage": "customer"}],
+        condition="count(purchases) >= 1",
+    )
+    events: list[crm.RuleEvent] = []
+    db.set_rule_event_handler(events.append)
+    run: crm.DryRun = db.dry_run_rule("try", "customer_created", [{"type": "add_tag", "tag": "x"}], limit=10)
+    report: crm.SweepReport = db.run_sweep(datetime.datetime.now(datetime.UTC))
+    effects: list[crm.RuleEffect] = db.rule_effects(rule=rule["name"], limit=5)
+    versions: list[crm.Rule] = db.rule_versions(rule["name"])
+    db.set_rule_enabled(rule["name"], False)
+    member: crm.TeamMember = db.set_member_out("sales", "bo")["members"][1]
+    print(team["members"], run["matching"], report["rules"], effects, versions[0]["version"], member["out"])
+
+
 if __name__ == "__main__":
     main()
