@@ -105,6 +105,37 @@ fn a_purchase_moves_the_customer_and_the_change_log_names_the_rule() {
 }
 
 #[test]
+fn a_task_created_after_an_assignment_goes_to_the_new_owner() {
+    let crm = crm();
+    team(&crm, "sales", &["maja"]);
+    crm.create_rule(&NewRule {
+        actions: vec![
+            Action::AssignOwner {
+                assignment: Assignment::RoundRobin {
+                    team: "sales".into(),
+                },
+                overwrite: false,
+            },
+            Action::CreateTask {
+                title: "Welcome call ({owner})".into(),
+                due_in_days: None,
+                priority: Default::default(),
+                assign: None,
+            },
+        ],
+        ..NewRule::new("onboarding", Trigger::CustomerCreated)
+    })
+    .unwrap();
+    let ana = customer(&crm, "Ana");
+    assert_eq!(ana.owner.as_deref(), Some("maja"));
+    let task = crm.tasks(&TaskQuery::default()).unwrap().items.remove(0);
+    assert_eq!(
+        (task.title.as_str(), task.owner.as_deref()),
+        ("Welcome call (maja)", Some("maja"))
+    );
+}
+
+#[test]
 fn the_returned_customer_includes_what_rules_did_on_creation() {
     let crm = crm();
     crm.create_rule(&NewRule {

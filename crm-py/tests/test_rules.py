@@ -232,3 +232,39 @@ def test_bad_rules_raise_typed_errors_and_store_nothing(db):
         db.create_rule("r", "customer_created", [])
     assert db.rules() == []
     assert db.teams() == []
+
+
+def test_a_deal_moving_stage_creates_a_task_and_assigns_the_deal(db):
+    db.create_pipeline(
+        "sales",
+        "EUR",
+        [
+            {"name": "lead", "probability": 10},
+            {"name": "proposal", "probability": 50},
+            {"name": "won", "probability": 100, "closed": True, "won": True},
+        ],
+    )
+    db.set_team("closers", ["maja"])
+    db.create_rule(
+        "proposal follow-up",
+        {"type": "deal_stage_changed", "pipeline": "sales", "to_stage": "proposal"},
+        [
+            {"type": "assign_owner", "assignment": {"type": "least_open_work", "team": "closers"}},
+            {"type": "create_task", "title": "Follow up {deal.title} for {name}", "due_in_days": 3, "priority": "high"},
+        ],
+    )
+    ana = db.create_customer(name="Ana")
+    deal = db.create_deal(pipeline="sales", title="Roof", value_minor=100_000, customer_id=ana["id"])
+    db.move_deal(deal["id"], "proposal")
+    assert db.get_deal(deal["id"])["owner"] == "maja"
+    tasks = db.tasks(deal_id=deal["id"])["items"]
+    assert [(t["title"], t["owner"], t["priority"], t["rule"]) for t in tasks] == [
+        ("Follow up Roof for Ana", "maja", "high", "proposal follow-up")
+    ]
+    # A dry run of a deal rule acts on the open deals its trigger names.
+    run = db.dry_run_rule(
+        "tag proposals",
+        {"type": "deal_stage_changed", "to_stage": "proposal"},
+        [{"type": "emit", "event": "x"}],
+    )
+    assert (run["matching"], run["effects"][0]["entity"]) == (1, "deal")

@@ -588,6 +588,10 @@ impl<'a> Run<'a> {
             None => None,
         };
         let mut effects: Vec<(EntityKind, Vec<u8>, &'static str, String)> = Vec::new();
+        // What earlier actions of this rule did, for the later ones: an
+        // owner just assigned is the owner of a task created after it.
+        let mut deal = target.deal.clone();
+        let mut assigned: Option<String> = None;
         for (i, action) in rule.actions.iter().enumerate() {
             match action {
                 Action::SetStage { stage } => {
@@ -662,7 +666,7 @@ impl<'a> Run<'a> {
                     assignment,
                     overwrite,
                 } => {
-                    if let Some(deal) = &target.deal {
+                    if let Some(deal) = deal.as_mut() {
                         if deal.owner.is_some() && !overwrite {
                             continue;
                         }
@@ -682,6 +686,7 @@ impl<'a> Run<'a> {
                             action.name(),
                             format!("assigned to {owner} by rule '{}': {why}", rule.name),
                         ));
+                        deal.owner = Some(owner);
                     } else if let Some(c) = &customer {
                         if c.owner.is_some() && !overwrite {
                             continue;
@@ -708,7 +713,8 @@ impl<'a> Run<'a> {
                             action.name(),
                             format!("assigned to {owner} by rule '{}': {why}", rule.name),
                         ));
-                        patch.owner = Some(Some(owner));
+                        patch.owner = Some(Some(owner.clone()));
+                        assigned = Some(owner);
                         patched = true;
                     }
                 }
@@ -719,18 +725,23 @@ impl<'a> Run<'a> {
                     ..
                 } => {
                     let template = r.templates[i].as_ref().expect("parsed with the rule");
-                    let title = template.render(customer.as_ref(), target.deal.as_ref(), rule);
+                    let view = match (&customer, &assigned) {
+                        (Some(c), Some(o)) => Some(Customer {
+                            owner: Some(o.clone()),
+                            ..c.clone()
+                        }),
+                        _ => customer.clone(),
+                    };
+                    let title = template.render(view.as_ref(), deal.as_ref(), rule);
                     let (owner, why) = match assign {
                         Some(a) => match self.pick(rule, a, customer.as_ref())? {
                             Some((o, why)) => (Some(o), Some(why)),
                             None => (None, None),
                         },
                         None => (
-                            target
-                                .deal
-                                .as_ref()
+                            deal.as_ref()
                                 .and_then(|d| d.owner.clone())
-                                .or_else(|| customer.as_ref().and_then(|c| c.owner.clone())),
+                                .or_else(|| view.as_ref().and_then(|c| c.owner.clone())),
                             None,
                         ),
                     };
@@ -743,7 +754,7 @@ impl<'a> Run<'a> {
                             due_at: due_in_days.map(|d| self.now + Duration::days(d.into())),
                             priority: *priority,
                             customer_id: customer.as_ref().map(|c| c.id),
-                            deal_id: target.deal.as_ref().map(|d| d.id),
+                            deal_id: deal.as_ref().map(|d| d.id),
                             ..Default::default()
                         },
                         self.now,
@@ -822,9 +833,9 @@ impl<'a> Run<'a> {
                         rule: rule.name.clone(),
                         trigger: rule.trigger.name().to_string(),
                         customer_id: customer.as_ref().map(|c| c.id),
-                        deal_id: target.deal.as_ref().map(|d| d.id),
+                        deal_id: deal.as_ref().map(|d| d.id),
                     };
-                    let (kind, id) = match (&target.deal, &customer) {
+                    let (kind, id) = match (&deal, &customer) {
                         (Some(d), _) => (EntityKind::Deal, d.id.as_bytes().to_vec()),
                         (None, Some(c)) => (EntityKind::Customer, c.id.as_bytes().to_vec()),
                         (None, None) => continue,
@@ -1045,6 +1056,7 @@ struct Target {
     deal: Option<DealRef>,
 }
 
+#[derive(Clone)]
 pub(super) struct DealRef {
     pub rowid: i64,
     pub id: DealId,

@@ -174,6 +174,42 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text written so that it reads literally: braces doubled.
+    fn escaped(text: &str) -> String {
+        text.replace('{', "{{").replace('}', "}}")
+    }
+
+    fn rule() -> Rule {
+        let now = chrono::Utc::now();
+        Rule {
+            id: crate::model::ids::RuleId::new(),
+            name: "the rule".into(),
+            description: None,
+            trigger: super::super::Trigger::Schedule,
+            condition: None,
+            actions: Vec::new(),
+            enabled: true,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn escaped_text_renders_as_itself(text in "[ -~]{1,80}") {
+            prop_assume!(!text.trim().is_empty());
+            let t = Template::parse(&escaped(&text)).unwrap();
+            prop_assert_eq!(t.render(None, None, &rule()), text.trim());
+        }
+
+        #[test]
+        fn any_text_parses_or_is_refused_without_panicking(text in "\\PC{0,80}") {
+            let _ = Template::parse(&text);
+        }
+    }
 
     #[test]
     fn placeholders_and_braces_parse() {
