@@ -9,10 +9,12 @@
 use std::time::Instant;
 
 use crm_core::export::ExportFormat;
+use crm_core::rules::{Action, Assignment, EffectsQuery, NewRule, Team, TeamMember, Trigger};
 use crm_core::synth::{SynthConfig, populate};
 use crm_core::{
-    ConsentStatus, Crm, CustomerPatch, InteractionKind, MembersQuery, NewConsent, NewInteraction,
-    NewSegment, OpenOptions, TimelineQuery,
+    ConsentStatus, Crm, CustomerPatch, ForecastQuery, InteractionKind, MembersQuery, NewConsent,
+    NewDeal, NewInteraction, NewPipeline, NewSegment, OpenOptions, PipelineStage, Priority,
+    TimelineQuery,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -199,6 +201,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let err = crm.count_matching(r#"stge = "customer""#).unwrap_err();
     println!("Rejected: {err}");
+
+    // Rules: trigger -> condition -> actions, in the transaction of the
+    // change; the sweep runs the scheduled ones (a host would run it daily).
+    println!();
+    crm.set_team(&Team {
+        name: "account managers".into(),
+        members: ["maja", "luka", "ana"]
+            .iter()
+            .map(|m| TeamMember::new(*m))
+            .collect(),
+    })?;
+    crm.create_rule(&NewRule {
+        condition: Some(r#"count(purchases) >= 3 and days_since(last purchase) > 120"#.into()),
+        actions: vec![
+            Action::AddTag {
+                tag: "win-back".into(),
+            },
+            Action::CreateTask {
+                title: "Call {name} to win them back".into(),
+                due_in_days: Some(7),
+                priority: Priority::High,
+                assign: Some(Assignment::LeastOpenWork {
+                    team: "account managers".into(),
+                }),
+            },
+        ],
+        ..NewRule::new("win back loyal buyers", Trigger::Schedule)
+    })?;
+    let started = Instant::now();
+    let sweep = crm.run_sweep(None)?;
+    println!(
+        "Sweep: rule '{}' matched {} customers and acted on {} in {:.2} s",
+        sweep.rules[0].rule,
+        sweep.rules[0].matching,
+        sweep.rules[0].acted_on,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(effect) = crm
+        .rule_effects(&EffectsQuery {
+            limit: Some(1),
+            ..EffectsQuery::default()
+        })?
+        .first()
+    {
+        println!("  {}", effect.detail);
+    }
+    println!(
+        "  {} tasks overdue by next month",
+        crm.overdue_tasks(
+            Some(chrono::Utc::now() + chrono::Duration::days(30)),
+            None,
+            10_000,
+            None
+        )?
+        .items
+        .len()
+    );
+
+    // A sales pipeline and its weighted forecast.
+    crm.create_pipeline(&NewPipeline {
+        name: "sales".into(),
+        currency: "EUR".into(),
+        stages: vec![
+            PipelineStage::open("qualified", 20),
+            PipelineStage::open("proposal", 60),
+            PipelineStage::won("won"),
+            PipelineStage::lost("lost"),
+        ],
+    })?;
+    for (title, value, stage) in [
+        ("Fleet renewal", 480_000, "proposal"),
+        ("Pilot", 90_000, "qualified"),
+    ] {
+        let deal = crm.create_deal(&NewDeal {
+            pipeline: "sales".into(),
+            title: title.into(),
+            value_minor: value,
+            customer_id: Some(ana.id),
+            ..NewDeal::default()
+        })?;
+        crm.move_deal(deal.id, stage, None)?;
+    }
+    let forecast = crm.forecast(&ForecastQuery::new("sales"))?;
+    println!(
+        "Pipeline sales: {:.2} {} open, {:.2} weighted",
+        forecast.total_minor as f64 / 100.0,
+        forecast.currency,
+        forecast.weighted_minor as f64 / 100.0
+    );
 
     // Export, streamed.
     let out = dir.join("customers.csv");

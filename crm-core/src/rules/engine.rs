@@ -1039,12 +1039,12 @@ fn least(team: &Team, available: &[(String, u64)], skipped: &str) -> Option<(Str
     let others = if others.is_empty() {
         String::new()
     } else {
-        format!(" (others: {})", others.join(", "))
+        format!(" ({})", others.join(", "))
     };
     Some((
         name.clone(),
         format!(
-            "least open work in team '{}': {work} open items{others}{skipped}",
+            "least open work in team '{}': {name} has {work} open items{others}{skipped}",
             team.name
         ),
     ))
