@@ -211,9 +211,7 @@ pub(crate) fn resolve_columns(
         let known = target.fields().contains(&field.as_str())
             || (matches!(target, Target::Customers) && field.starts_with("attr."));
         if !known {
-            let hint = nearest(field, target.fields())
-                .map(|n| format!(" (did you mean '{n}'?)"))
-                .unwrap_or_default();
+            let hint = did_you_mean(field, target.fields());
             return Err(Error::validation(
                 format!("mapping.{field}"),
                 format!("unknown field{hint}"),
@@ -233,9 +231,7 @@ pub(crate) fn resolve_columns(
             {
                 Some(col.clone())
             } else {
-                let hint = nearest(col, target.fields())
-                    .map(|n| format!(" (did you mean '{n}'?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(col, target.fields());
                 return Err(Error::validation(
                     col,
                     format!("unknown column{hint}; map it to a field or list it in ignore"),
@@ -249,6 +245,13 @@ pub(crate) fn resolve_columns(
             Ok(field)
         })
         .collect()
+}
+
+/// " (did you mean 'x'?)" with the nearest of `names`, or nothing.
+pub(crate) fn did_you_mean(word: &str, names: &[&str]) -> String {
+    nearest(word, names)
+        .map(|n| format!(" (did you mean '{n}'?)"))
+        .unwrap_or_default()
 }
 
 /// The closest name within edit distance 2, for "did you mean" hints.

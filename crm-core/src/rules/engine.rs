@@ -80,6 +80,29 @@ struct Loaded1 {
     templates: Vec<Option<Template>>,
 }
 
+impl Loaded1 {
+    /// A rule with its condition and title templates parsed.
+    fn new(rule: Rule) -> Result<Loaded1> {
+        let condition = match &rule.condition {
+            Some(text) => Some((crate::filter::parse(text)?, text.clone())),
+            None => None,
+        };
+        let templates = rule
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::CreateTask { title, .. } => Template::parse(title).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Loaded1 {
+            rule,
+            condition,
+            templates,
+        })
+    }
+}
+
 impl Loaded {
     fn wants(&self, pred: impl Fn(&Trigger) -> bool) -> bool {
         self.rules.iter().any(|r| pred(&r.rule.trigger))
@@ -113,25 +136,7 @@ fn load(crm: &Crm, tx: &Connection) -> Result<Arc<Loaded>> {
     let rules = db::rules::list(tx)?
         .into_iter()
         .filter(|r| r.enabled)
-        .map(|rule| {
-            let condition = match &rule.condition {
-                Some(text) => Some((crate::filter::parse(text)?, text.clone())),
-                None => None,
-            };
-            let templates = rule
-                .actions
-                .iter()
-                .map(|a| match a {
-                    Action::CreateTask { title, .. } => Template::parse(title).map(Some),
-                    _ => Ok(None),
-                })
-                .collect::<Result<_>>()?;
-            Ok(Loaded1 {
-                rule,
-                condition,
-                templates,
-            })
-        })
+        .map(Loaded1::new)
         .collect::<Result<Vec<_>>>()?;
     let loaded = Arc::new(Loaded { generation, rules });
     *cache = Some(loaded.clone());
@@ -243,10 +248,7 @@ pub(crate) fn check(tx: &Connection, new: &NewRule) -> Result<(String, Definitio
 
 fn hint(name: &str, options: &[String]) -> String {
     let refs: Vec<&str> = options.iter().map(String::as_str).collect();
-    match crate::import::nearest(name, &refs) {
-        Some(n) => format!(" (did you mean '{n}'?)"),
-        None => String::new(),
-    }
+    crate::import::did_you_mean(name, &refs)
 }
 
 /// Customer fields a `customer_updated` trigger can watch.
@@ -274,9 +276,7 @@ fn check_field(field: &str, raw: &str) -> Result<String> {
     if WATCHABLE.contains(&f) {
         return Ok(f.to_string());
     }
-    let hint = crate::import::nearest(f, WATCHABLE)
-        .map(|n| format!(" (did you mean '{n}'?)"))
-        .unwrap_or_default();
+    let hint = crate::import::did_you_mean(f, WATCHABLE);
     Err(Error::validation(
         field,
         format!("'{f}' is not a customer field{hint}"),
@@ -1203,23 +1203,7 @@ pub(crate) fn dry_run(crm: &Crm, tx: &Connection, new: &NewRule, limit: u32) -> 
         created_at: now,
         updated_at: now,
     };
-    let condition = match &rule.condition {
-        Some(text) => Some((crate::filter::parse(text)?, text.clone())),
-        None => None,
-    };
-    let templates = rule
-        .actions
-        .iter()
-        .map(|a| match a {
-            Action::CreateTask { title, .. } => Template::parse(title).map(Some),
-            _ => Ok(None),
-        })
-        .collect::<Result<_>>()?;
-    let this = Loaded1 {
-        rule,
-        condition,
-        templates,
-    };
+    let this = Loaded1::new(rule)?;
     let mut run = Run::new(crm, tx, load(crm, tx)?, now);
     run.dry = Some(Vec::new());
     // What the rule acts on: a deal rule on the open deals its trigger
