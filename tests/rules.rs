@@ -645,6 +645,26 @@ fn segment_membership_triggers_rules_and_actions_cascade() {
         .unwrap();
     assert!(crm.segment_contains("vip list", ana.id).unwrap());
     assert_eq!(ana.lifecycle_stage, "sql");
+    // A dry run of a rule on entering the segment acts on its members.
+    customer(&crm, "Bo");
+    let run = crm
+        .dry_run_rule(
+            &NewRule {
+                actions: vec![Action::AddTag {
+                    tag: "listed".into(),
+                }],
+                ..NewRule::new(
+                    "tag listed",
+                    Trigger::SegmentEntered {
+                        segment: "vip list".into(),
+                    },
+                )
+            },
+            10,
+        )
+        .unwrap();
+    assert_eq!((run.matching, run.effects.len()), (1, 1));
+    assert_eq!(run.effects[0].entity_id, ana.id.to_string());
 }
 
 #[test]

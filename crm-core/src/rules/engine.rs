@@ -1234,7 +1234,22 @@ pub(crate) fn dry_run(crm: &Crm, tx: &Connection, new: &NewRule, limit: u32) -> 
             (matching, targets)
         }
         _ => {
-            let compiled: Option<Compiled> = match &this.condition {
+            // A rule on entering a segment acts on its members.
+            let members = match &this.rule.trigger {
+                Trigger::SegmentEntered { segment } => Some(Expr::InSegment {
+                    name: segment.clone(),
+                    span: Default::default(),
+                }),
+                _ => None,
+            };
+            let condition = match (members, &this.condition) {
+                (Some(m), Some((expr, _))) => {
+                    Some((Expr::And(vec![m, expr.clone()]), String::new()))
+                }
+                (Some(m), None) => Some((m, String::new())),
+                (None, c) => c.clone(),
+            };
+            let compiled: Option<Compiled> = match &condition {
                 Some((expr, text)) => Some(compile::compile(tx, text, expr, Mode::Set, now, None)?),
                 None => None,
             };

@@ -637,9 +637,10 @@ impl Crm {
     /// its condition is evaluated over every customer, and its actions run
     /// for the first `limit` matching customers (by creation) as if its
     /// trigger had fired for them, with the cascades other enabled rules
-    /// would add; then everything is rolled back. A rule triggered by deals
-    /// acts instead on the open deals of its pipeline and stage (when it
-    /// names them) whose customer meets the condition. The rule need not be
+    /// would add; then everything is rolled back. A rule triggered by
+    /// entering a segment acts on the segment's members who meet the
+    /// condition; a rule triggered by deals on the open deals of its
+    /// pipeline and stage (when it names them) whose customer meets it. The rule need not be
     /// stored (check a rule before creating it) and the host's event
     /// handler is not called.
     ///
