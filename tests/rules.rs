@@ -136,6 +136,51 @@ fn a_task_created_after_an_assignment_goes_to_the_new_owner() {
 }
 
 #[test]
+fn a_backward_move_a_rule_would_make_is_skipped_and_the_write_goes_on() {
+    let crm = crm();
+    crm.create_rule(&on_purchase(
+        "buyers are customers",
+        vec![Action::SetStage {
+            stage: "customer".into(),
+        }],
+    ))
+    .unwrap();
+    let fan = crm
+        .create_customer(NewCustomer {
+            name: Some("Fan".into()),
+            lifecycle_stage: Some("evangelist".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    crm.log_interaction(NewInteraction::new(fan.id, InteractionKind::Purchase))
+        .unwrap();
+    assert_eq!(crm.count_interactions().unwrap(), 1);
+    assert_eq!(
+        crm.get_customer(fan.id).unwrap().lifecycle_stage,
+        "evangelist"
+    );
+    // A dry run says why.
+    let run = crm
+        .dry_run_rule(
+            &on_purchase(
+                "try",
+                vec![Action::SetStage {
+                    stage: "customer".into(),
+                }],
+            ),
+            10,
+        )
+        .unwrap();
+    assert!(
+        run.effects[0]
+            .detail
+            .starts_with("stayed in stage 'evangelist'"),
+        "{:?}",
+        run.effects
+    );
+}
+
+#[test]
 fn the_returned_customer_includes_what_rules_did_on_creation() {
     let crm = crm();
     crm.create_rule(&NewRule {

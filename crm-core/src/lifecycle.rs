@@ -21,8 +21,9 @@
 //! [`Crm::create_customer`], [`Crm::update_customer`],
 //! [`Crm::upsert_customer`], imports, rules and
 //! [`Crm::set_lifecycle_stage`] — obeys it, and a refused move stores
-//! nothing. Each stored change appends a [`StageTransition`] with its
-//! [`TransitionCause`].
+//! nothing (a rule's refused move is skipped instead: the customer stays,
+//! and the change that triggered the rule goes on). Each stored change
+//! appends a [`StageTransition`] with its [`TransitionCause`].
 //!
 //! ```
 //! use crm_core::{Crm, NewCustomer, TransitionCause};

@@ -171,7 +171,8 @@ impl Assignment {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// Moves the customer to a lifecycle stage (a transition caused by the
-    /// rule; backward moves follow the lifecycle configuration).
+    /// rule). A backward move the lifecycle configuration forbids is
+    /// skipped: the customer stays where they are and the write goes on.
     SetStage {
         /// A configured stage.
         stage: String,
